@@ -1,0 +1,98 @@
+/**
+ * Backend-neutral reasons a translation fails. A backend also reports its own architectural code
+ * in `DmaResult.faultDetail` (e.g. an SMMUv3 event id or a VT-d fault reason).
+ */
+export const FaultReason = {
+  /** No fault. */
+  NONE: 0,
+  /** No valid translation for the address (unmapped). */
+  TRANSLATION: 1,
+  /** A translation exists but does not allow the access (read, write, exec or privilege). */
+  PERMISSION: 2,
+  /** The device (or PASID) is not attached, or attached to a blocking domain. */
+  BLOCKED: 3,
+  /** The requester id is outside what the IOMMU's tables describe. */
+  BAD_RID: 4,
+  /** The PASID is not enabled or not valid for this device. */
+  BAD_PASID: 5,
+  /** The address is outside the domain's input range (aperture / address size). */
+  ADDRESS_SIZE: 6,
+  /** A configuration structure (device/stream/context entry) is malformed. */
+  BAD_CONFIG: 7,
+  /** A table walk touched memory that does not exist. */
+  WALK_ABORT: 8,
+  /** Access flag fault (access flag clear, no hardware update). */
+  ACCESS_FLAG: 9,
+  /** The request became a recoverable page request; the device must wait for the response. */
+  PAGE_REQUEST: 10,
+} as const;
+
+/** A {@link FaultReason} code. */
+export type FaultReasonCode = (typeof FaultReason)[keyof typeof FaultReason];
+
+/** Name of a {@link FaultReason} code, for messages and reports. */
+export function faultReasonName(code: number): string {
+  for (const [name, value] of Object.entries(FaultReason)) if (value === code) return name;
+  return `UNKNOWN(${code})`;
+}
+
+/** Page-request permission bits, as `IOMMU_PGFAULT_PERM_*` in the iommufd uAPI. */
+export const PgFaultPerm = { READ: 1 << 0, WRITE: 1 << 1, EXEC: 1 << 2, PRIV: 1 << 3 } as const;
+
+/** Response codes to a page request, as `IOMMUFD_PAGE_RESP_*` (plus the kernel's internal FAILURE). */
+export const PageResponseCode = { SUCCESS: 0, INVALID: 1, FAILURE: 2 } as const;
+
+/** A {@link PageResponseCode} value. */
+export type PageResponseCodeValue = (typeof PageResponseCode)[keyof typeof PageResponseCode];
+
+/**
+ * A recoverable I/O page fault: one page request from a device (PCIe PRI, or a stalled
+ * transaction), as the driver hands it to the fault layer.
+ */
+export interface PageRequest {
+  readonly kind: 'page-request';
+  /** Requester id (PCI BDF or StreamID) of the faulting function. */
+  readonly rid: number;
+  /** PASID, or -1 when the request carried none. */
+  readonly pasid: number;
+  /** Page request group index: the response answers the whole group. */
+  readonly grpid: number;
+  /** {@link PgFaultPerm} bits requested. */
+  readonly perm: number;
+  /** Faulting address (page aligned by the device or not; reported as received). */
+  readonly addr: number;
+  /** Last request of its group. */
+  readonly last: boolean;
+  /** Stall-model faults are answered by resume/terminate instead of a PRI response. */
+  readonly stall?: boolean;
+}
+
+/** A non-recoverable fault or event record drained from the hardware's event/fault queue. */
+export interface FaultEvent {
+  readonly kind: 'event';
+  readonly rid: number;
+  /** PASID, or -1. */
+  readonly pasid: number;
+  /** Faulting address, when the record carries one (else 0). */
+  readonly addr: number;
+  /** Backend-neutral reason. */
+  readonly reason: FaultReasonCode;
+  /** Architectural code (SMMUv3 event id, VT-d fault reason, mock reason). */
+  readonly detail: number;
+  /** Access that faulted (ACCESS_* bits). */
+  readonly access: number;
+  /** The raw record words, in the hardware's own format. */
+  readonly raw: Uint32Array;
+}
+
+/** Everything a driver reports through `IommuDriver.onFault`. */
+export type IommuFault = PageRequest | FaultEvent;
+
+/** The answer to a page request group, routed back to the device. */
+export interface PageResponse {
+  readonly rid: number;
+  /** PASID, or -1. */
+  readonly pasid: number;
+  readonly grpid: number;
+  readonly code: PageResponseCodeValue;
+}
