@@ -11,8 +11,8 @@
  * - completion: `tag, ok (0/1), pa lo, pa hi, fault, faultDetail, 0, 0` (fault and faultDetail
  *   travel as unsigned 32-bit values)
  */
-import { NO_PASID, dmaRequest, dmaResult } from './dma.js';
-import type { DmaRequest, DmaResult } from './dma.js';
+import { NO_PASID, dmaRequest, dmaResult, toDmaRequest } from './dma.js';
+import type { DmaRequest, DmaRequestInit, DmaResult } from './dma.js';
 import { InstanceError, RuntimeError, hex } from './errors.js';
 import type { HostedHardware } from './hosted.js';
 import { RecordRing } from './record-ring.js';
@@ -21,9 +21,9 @@ import type { RecordRingHandle } from './record-ring.js';
 /** A device's view of an IOMMU instance: submit DMA requests, get translations. */
 export interface DevicePort {
   /** Translate one request. Rejects with an {@link InstanceError} if the instance dies, shuts down or times out. */
-  translate(req: DmaRequest): Promise<DmaResult>;
+  translate(req: DmaRequestInit): Promise<DmaResult>;
   /** Translate several requests; results are in request order. */
-  translateMany(reqs: readonly DmaRequest[]): Promise<DmaResult[]>;
+  translateMany(reqs: readonly DmaRequestInit[]): Promise<DmaResult[]>;
 }
 
 /** Bytes per request / completion record. */
@@ -97,9 +97,10 @@ export class DirectDevicePort implements DevicePort {
   }
 
   /** {@inheritDoc DevicePort.translate} */
-  translate(req: DmaRequest): Promise<DmaResult> {
+  translate(init: DmaRequestInit): Promise<DmaResult> {
     try {
       this.#check();
+      const req = toDmaRequest(init);
       const bad = checkRequest(req);
       if (bad !== undefined) throw new RuntimeError('BAD_ARGUMENT', `device port: ${bad}`);
       this.#counters.devicePortRequests++;
@@ -110,7 +111,7 @@ export class DirectDevicePort implements DevicePort {
   }
 
   /** {@inheritDoc DevicePort.translateMany} */
-  translateMany(reqs: readonly DmaRequest[]): Promise<DmaResult[]> {
+  translateMany(reqs: readonly DmaRequestInit[]): Promise<DmaResult[]> {
     return Promise.all(reqs.map((r) => this.translate(r)));
   }
 }
@@ -168,8 +169,9 @@ export class RingDevicePort implements DevicePort {
   }
 
   /** {@inheritDoc DevicePort.translate} */
-  translate(req: DmaRequest): Promise<DmaResult> {
+  translate(init: DmaRequestInit): Promise<DmaResult> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const req = toDmaRequest(init);
     const bad = checkRequest(req);
     if (bad !== undefined) {
       return Promise.reject(
@@ -208,7 +210,7 @@ export class RingDevicePort implements DevicePort {
   }
 
   /** {@inheritDoc DevicePort.translateMany} */
-  translateMany(reqs: readonly DmaRequest[]): Promise<DmaResult[]> {
+  translateMany(reqs: readonly DmaRequestInit[]): Promise<DmaResult[]> {
     return Promise.all(reqs.map((r) => this.translate(r)));
   }
 

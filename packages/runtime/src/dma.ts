@@ -54,3 +54,55 @@ export function dmaRequest(init?: Partial<DmaRequest>): DmaRequest {
 export function dmaResult(): DmaResult {
   return { ok: false, pa: 0, fault: 0, faultDetail: 0 };
 }
+
+/** Access names accepted at the API edge (`'read'`, `'write'`, `'exec'`). */
+export type AccessName = 'read' | 'write' | 'exec';
+
+/**
+ * A DMA request as callers may write it: `pasid` and `privileged` optional, `access` as ACCESS_*
+ * bits or names (`'read'`, `['read', 'write']`). The device port normalises it with
+ * {@link toDmaRequest}; the model's hot path only ever sees {@link DmaRequest}.
+ */
+export interface DmaRequestInit {
+  rid: number;
+  pasid?: number;
+  iova: number;
+  access?: number | AccessName | readonly AccessName[];
+  privileged?: boolean;
+}
+
+const ACCESS_BY_NAME: Readonly<Record<string, number>> = { read: ACCESS_READ, write: ACCESS_WRITE, exec: ACCESS_EXEC };
+
+/**
+ * Normalises a {@link DmaRequestInit}: returns `init` itself when it is already a complete
+ * {@link DmaRequest} (no allocation), else a new request. An unknown access name gives
+ * `access = -1`, which the device port rejects as a bad request.
+ */
+export function toDmaRequest(init: DmaRequestInit): DmaRequest {
+  if (init === null || typeof init !== 'object') return init as unknown as DmaRequest;
+  if (typeof init.access === 'number' && typeof init.pasid === 'number' && typeof init.privileged === 'boolean') {
+    return init as DmaRequest;
+  }
+  let access: number;
+  if (init.access === undefined) access = ACCESS_READ;
+  else if (typeof init.access === 'number') access = init.access;
+  else if (typeof init.access === 'string') access = ACCESS_BY_NAME[init.access] ?? -1;
+  else {
+    access = 0;
+    for (const n of init.access) {
+      const bit = ACCESS_BY_NAME[n];
+      if (bit === undefined) {
+        access = -1;
+        break;
+      }
+      access |= bit;
+    }
+  }
+  return {
+    rid: init.rid,
+    pasid: init.pasid ?? NO_PASID,
+    iova: init.iova,
+    access,
+    privileged: init.privileged ?? false,
+  };
+}

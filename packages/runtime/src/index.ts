@@ -1,4 +1,3 @@
-export {};
 // primitives
 export { RuntimeError, InstanceError, type RuntimeErrorCode } from './errors.js';
 export { PhysMem, FRAME_SIZE, FRAME_SHIFT, DEFAULT_PHYS_MEM_BYTES, type PhysMemHandle } from './phys-mem.js';
@@ -18,7 +17,10 @@ export {
   NO_PASID,
   dmaRequest,
   dmaResult,
+  toDmaRequest,
+  type AccessName,
   type DmaRequest,
+  type DmaRequestInit,
   type DmaResult,
 } from './dma.js';
 // threads

@@ -183,3 +183,26 @@ describe('DirectDevicePort', () => {
     await expect(port.translate(dmaRequest())).rejects.toBe(err);
   });
 });
+
+describe('device port accepts the issue\'s request shape: { rid, pasid?, iova, access: read|write|exec, privileged? }', () => {
+  it('in-thread: names are mapped to ACCESS_* bits and an unknown name is rejected', async () => {
+    const hw = model();
+    const port = new DirectDevicePort(hw, { serviceCalls: 0, devicePortRequests: 0 });
+    const ok = await port.translate({ rid: 1, iova: 0x4000, access: 'read' });
+    expect(ok).toEqual({ ok: true, pa: 0x5000, fault: 0, faultDetail: 0 });
+    const f = await port.translate({ rid: 2, pasid: 4, iova: 0x10, access: ['read', 'exec'], privileged: true });
+    expect(f.faultDetail).toBe(2 | (5 << 8) | ((ACCESS_READ | ACCESS_EXEC) << 16) | (1 << 24));
+    await expect(port.translate({ rid: 1, iova: 0, access: 'fly' as never })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+  });
+
+  it('through the rings: the same request shape crosses the wire exactly', async () => {
+    const l = loop(8);
+    l.start();
+    try {
+      const f = await l.port.translate({ rid: 3, iova: 0x20, access: 'write' });
+      expect(f.faultDetail).toBe(3 | ((NO_PASID + 1) << 8) | (2 << 16));
+    } finally {
+      l.stop();
+    }
+  });
+});

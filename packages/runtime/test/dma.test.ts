@@ -53,3 +53,19 @@ describe('errors', () => {
     }
   });
 });
+
+describe('toDmaRequest: the device port accepts access names at the API edge', () => {
+  it('returns a complete request unchanged (no allocation)', async () => {
+    const { toDmaRequest, dmaRequest } = await import('../src/index.js');
+    const r = dmaRequest({ rid: 3, iova: 0x1000 });
+    expect(toDmaRequest(r)).toBe(r);
+  });
+  it('fills defaults and maps names to ACCESS_* bits', async () => {
+    const { toDmaRequest, ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC, NO_PASID } = await import('../src/index.js');
+    expect(toDmaRequest({ rid: 1, iova: 0x2000 })).toEqual({ rid: 1, pasid: NO_PASID, iova: 0x2000, access: ACCESS_READ, privileged: false });
+    expect(toDmaRequest({ rid: 1, iova: 0, access: 'write' }).access).toBe(ACCESS_WRITE);
+    expect(toDmaRequest({ rid: 1, iova: 0, access: ['read', 'exec'] }).access).toBe(ACCESS_READ | ACCESS_EXEC);
+    expect(toDmaRequest({ rid: 1, iova: 0, access: 'fly' as never }).access).toBe(-1);
+    expect(toDmaRequest({ rid: 1, iova: 0, pasid: 7, privileged: true }).pasid).toBe(7);
+  });
+});
