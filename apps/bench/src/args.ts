@@ -1,0 +1,297 @@
+/**
+ * Command-line parsing and validation for `iommulab-bench`. Pure: takes argv (without `node` and the
+ * script) and returns a validated {@link BenchConfig}, a help request, or throws {@link ArgsError}.
+ */
+import { availableParallelism } from 'node:os';
+
+/** A DMA address pattern, as `WorkloadSpec.pattern` names it. */
+export type Pattern = 'sequential' | 'random' | 'strided';
+
+/** Every pattern, in the order they run by default. */
+export const ALL_PATTERNS: readonly Pattern[] = ['sequential', 'random', 'strided'];
+
+/** Where instances run: in their own worker (default) or on the calling thread. */
+export type BenchMode = 'worker' | 'in-thread';
+
+/** How instances are driven: InstanceHost per instance from the main thread, or one piscina job each. */
+export type BenchRunner = 'host' | 'pool';
+
+/** A fully resolved run configuration (plain data: it is recorded in the JSON result). */
+export interface BenchConfig {
+  /** Backend as given on the command line (shorthand name or module specifier). */
+  readonly backend: string;
+  /** Number of IOMMU instances. */
+  readonly instances: number;
+  /** Patterns to run, in order, without duplicates. */
+  readonly patterns: readonly Pattern[];
+  /** Translations per pattern per instance. */
+  readonly translations: number;
+  /** Bytes of IOVA mapped per instance. */
+  readonly mapBytes: number;
+  readonly mode: BenchMode;
+  readonly runner: BenchRunner;
+  /** The CI smoke preset was asked for (`--short`). */
+  readonly short: boolean;
+  /** Translations per instance in the cross-thread device-port phase. */
+  readonly portTranslations: number;
+  /** Requests per `translateMany` call in the device-port phase. */
+  readonly portBatch: number;
+  /** Where to write the JSON result, or null for none. */
+  readonly jsonFile: string | null;
+}
+
+/** Result of {@link parseArgs}: a run configuration, or a request for the usage text. */
+export type ParsedArgs = { readonly kind: 'run'; readonly config: BenchConfig } | { readonly kind: 'help' };
+
+/** A bad command line. The CLI prints `message` and exits with {@link ArgsError.exitCode}. */
+export class ArgsError extends Error {
+  /** Process exit code for a usage error. */
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ArgsError';
+  }
+}
+
+/** Default translations per pattern per instance (sized for a ~10-20 s default run on 2 cores). */
+export const DEFAULT_TRANSLATIONS = 20_000_000;
+/** Default IOVA mapped per instance, in MiB. */
+export const DEFAULT_MAP_MB = 32;
+/** Default translations per instance in the device-port phase. */
+export const DEFAULT_PORT_TRANSLATIONS = 131_072;
+/** Requests per `translateMany` batch in the device-port phase. */
+export const DEFAULT_PORT_BATCH = 256;
+/** Default JSON file for a bare `--json`. */
+export const DEFAULT_JSON_FILE = 'bench-result.json';
+/** Upper bound of `--instances`. */
+export const MAX_INSTANCES = 256;
+/** Upper bound of `--map-mb` (the mock aperture is just under 2 GiB). */
+export const MAX_MAP_MB = 2048;
+/** Upper bound of `--translations`. */
+export const MAX_TRANSLATIONS = 1e12;
+
+/** The `--short` preset: a CI smoke run that finishes in a few seconds. */
+export const SHORT_PRESET = {
+  instances: 2,
+  translations: 200_000,
+  mapMb: 4,
+  portTranslations: 8_192,
+} as const;
+
+/** Usage text printed by `--help`. */
+export const USAGE = `Usage: iommulab-bench [options]
+
+Starts N IOMMU instances of a backend, each in its own worker, maps memory through each, drives
+DMA traffic (sequential, random, strided), invalidates a slice, measures the cross-thread device
+port, and prints a table per instance and in total.
+
+Options:
+  --backend <name|specifier>  backend: a shorthand (mock -> @iommulab/hw-mock, then
+                              iommulab-backend-mock) or a module specifier / file URL (default: mock)
+  --instances <N>             number of instances (default: os.availableParallelism())
+  --patterns <list>           comma list of seq,random,strided (default: all three)
+  --translations <N>          translations per pattern per instance (default: ${DEFAULT_TRANSLATIONS})
+  --map-mb <N>                MiB of IOVA mapped per instance (default: ${DEFAULT_MAP_MB})
+  --mode <worker|in-thread>   where each instance's hardware runs (default: worker)
+  --runner <host|pool>        host: an InstanceHost per instance driven from the main thread;
+                              pool: one piscina job per instance (default: host)
+  --short                     CI smoke preset: 2 instances, ${SHORT_PRESET.translations} translations, ${SHORT_PRESET.mapMb} MiB
+  --json [file]               write the JSON result (default file: ${DEFAULT_JSON_FILE})
+  -h, --help                  show this text
+
+Numbers accept _ separators and k/m suffixes (e.g. 2m, 500_000).`;
+
+const PATTERN_ALIASES: Readonly<Record<string, Pattern>> = {
+  seq: 'sequential',
+  sequential: 'sequential',
+  random: 'random',
+  rand: 'random',
+  strided: 'strided',
+  stride: 'strided',
+};
+
+/**
+ * Parses a count such as `5000000`, `5_000_000`, `5m` or `200k`.
+ *
+ * @returns the integer, or NaN when the text is not a whole number
+ */
+export function parseCount(text: string): number {
+  const m = /^(\d+(?:_\d+)*(?:\.\d+)?)([kKmMgG]?)$/.exec(text.trim());
+  if (m === null) return Number.NaN;
+  const base = Number(m[1].replaceAll('_', ''));
+  const mult = { '': 1, k: 1e3, m: 1e6, g: 1e9 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const v = base * mult;
+  return Number.isInteger(v) ? v : Number.NaN;
+}
+
+function intOption(name: string, text: string, min: number, max: number): number {
+  const v = parseCount(text);
+  if (!Number.isFinite(v)) throw new ArgsError(`${name} must be a whole number, got '${text}'`);
+  if (v < min || v > max) throw new ArgsError(`${name} must be between ${min} and ${max}, got ${v}`);
+  return v;
+}
+
+/**
+ * Parses a `--patterns` list (`seq,random,strided`; aliases `sequential`, `rand`, `stride`).
+ *
+ * @throws ArgsError for an empty list, an unknown name or a repeated pattern
+ */
+export function parsePatterns(text: string): Pattern[] {
+  const names = text.split(',').map((s) => s.trim().toLowerCase());
+  if (names.length === 0 || names.some((n) => n.length === 0)) {
+    throw new ArgsError(`--patterns must be a comma list of seq, random, strided, got '${text}'`);
+  }
+  const out: Pattern[] = [];
+  for (const n of names) {
+    const p = PATTERN_ALIASES[n];
+    if (p === undefined) throw new ArgsError(`--patterns: unknown pattern '${n}' (expected seq, random or strided)`);
+    if (out.includes(p)) throw new ArgsError(`--patterns: '${n}' is listed twice`);
+    out.push(p);
+  }
+  return out;
+}
+
+interface Raw {
+  backend?: string;
+  instances?: string;
+  patterns?: string;
+  translations?: string;
+  mapMb?: string;
+  mode?: string;
+  runner?: string;
+  short: boolean;
+  json?: string;
+  help: boolean;
+}
+
+const VALUE_OPTIONS: Readonly<Record<string, keyof Raw>> = {
+  '--backend': 'backend',
+  '--instances': 'instances',
+  '--patterns': 'patterns',
+  '--translations': 'translations',
+  '--map-mb': 'mapMb',
+  '--mode': 'mode',
+  '--runner': 'runner',
+};
+
+function tokenize(argv: readonly string[]): Raw {
+  const raw: Raw = { short: false, help: false };
+  const seen = new Set<string>();
+  const once = (name: string): void => {
+    if (seen.has(name)) throw new ArgsError(`${name} was given more than once`);
+    seen.add(name);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') continue; // `pnpm demo -- --short` passes a literal `--` through
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
+    if (name === '-h' || name === '--help') {
+      raw.help = true;
+      continue;
+    }
+    if (name === '--short') {
+      if (inline !== undefined) throw new ArgsError('--short takes no value');
+      once(name);
+      raw.short = true;
+      continue;
+    }
+    if (name === '--json') {
+      once(name);
+      if (inline !== undefined) {
+        if (inline.length === 0) throw new ArgsError('--json= needs a file name');
+        raw.json = inline;
+      } else if (i + 1 < argv.length && !argv[i + 1].startsWith('-')) {
+        raw.json = argv[++i];
+      } else {
+        raw.json = DEFAULT_JSON_FILE;
+      }
+      continue;
+    }
+    const key = VALUE_OPTIONS[name];
+    if (key !== undefined) {
+      once(name);
+      let value = inline;
+      if (value === undefined) {
+        if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new ArgsError(`${name} needs a value`);
+        value = argv[++i];
+      }
+      if (value.length === 0) throw new ArgsError(`${name} needs a value`);
+      (raw as unknown as Record<string, string>)[key] = value;
+      continue;
+    }
+    if (arg.startsWith('-')) throw new ArgsError(`unknown option '${name}' (see --help)`);
+    throw new ArgsError(`unexpected argument '${arg}' (see --help)`);
+  }
+  return raw;
+}
+
+/**
+ * Parses and validates the command line. Explicit options override the `--short` preset
+ * wherever they appear.
+ *
+ * @param argv - arguments after the script name
+ * @param defaults - environment-dependent defaults (for tests)
+ * @returns a validated configuration, or `{ kind: 'help' }`
+ * @throws ArgsError naming the bad option and value
+ */
+export function parseArgs(
+  argv: readonly string[],
+  defaults: { readonly instances?: number } = {},
+): ParsedArgs {
+  const raw = tokenize(argv);
+  if (raw.help) return { kind: 'help' };
+  const short = raw.short;
+  const instances =
+    raw.instances !== undefined
+      ? intOption('--instances', raw.instances, 1, MAX_INSTANCES)
+      : short
+        ? SHORT_PRESET.instances
+        : Math.min(MAX_INSTANCES, Math.max(1, defaults.instances ?? availableParallelism()));
+  const translations =
+    raw.translations !== undefined
+      ? intOption('--translations', raw.translations, 1, MAX_TRANSLATIONS)
+      : short
+        ? SHORT_PRESET.translations
+        : DEFAULT_TRANSLATIONS;
+  const mapMb =
+    raw.mapMb !== undefined
+      ? intOption('--map-mb', raw.mapMb, 1, MAX_MAP_MB)
+      : short
+        ? SHORT_PRESET.mapMb
+        : DEFAULT_MAP_MB;
+  const patterns = raw.patterns !== undefined ? parsePatterns(raw.patterns) : [...ALL_PATTERNS];
+  const mode = raw.mode ?? 'worker';
+  if (mode !== 'worker' && mode !== 'in-thread') {
+    throw new ArgsError(`--mode must be worker or in-thread, got '${mode}'`);
+  }
+  const runner = raw.runner ?? 'host';
+  if (runner !== 'host' && runner !== 'pool') throw new ArgsError(`--runner must be host or pool, got '${runner}'`);
+  if (runner === 'pool' && raw.mode !== undefined && mode !== 'in-thread') {
+    throw new ArgsError('--runner pool builds each instance in-thread inside its pool thread; drop --mode worker');
+  }
+  const backend = raw.backend ?? 'mock';
+  const totalMb = instances * mapMb;
+  if (runner === 'host' && totalMb > 3072) {
+    throw new ArgsError(
+      `--instances ${instances} x --map-mb ${mapMb} = ${totalMb} MiB of shared PhysMem; the limit is 3072 MiB`,
+    );
+  }
+  return {
+    kind: 'run',
+    config: {
+      backend,
+      instances,
+      patterns,
+      translations,
+      mapBytes: mapMb * 1024 * 1024,
+      mode: runner === 'pool' ? 'in-thread' : mode,
+      runner,
+      short,
+      portTranslations: short ? SHORT_PRESET.portTranslations : DEFAULT_PORT_TRANSLATIONS,
+      portBatch: DEFAULT_PORT_BATCH,
+      jsonFile: raw.json ?? null,
+    },
+  };
+}

@@ -1,0 +1,210 @@
+/**
+ * The bench's own versioned JSON result (schemaVersion 1): environment, config, per-instance and
+ * per-pattern results, totals. Also what the table renderer reads.
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, platform, arch } from 'node:os';
+import type { BenchConfig, Pattern } from './args.js';
+import { hitRate, sumCounters, type Counters } from './counters.js';
+import type { InstanceRecord, TotalsRecord } from './records.js';
+
+/** The JSON schema version this module writes. */
+export const SCHEMA_VERSION = 1;
+
+/** Where the run happened. */
+export interface EnvironmentInfo {
+  readonly node: string;
+  readonly platform: string;
+  readonly arch: string;
+  readonly cpuModel: string;
+  readonly cpuCount: number;
+  readonly availableParallelism: number;
+  /** `git rev-parse HEAD` of the working directory, or null outside a repository. */
+  readonly commit: string | null;
+  /** ISO 8601 start time. */
+  readonly date: string;
+}
+
+/** The backend as loaded. */
+export interface BackendInfo {
+  /** `--backend` as given. */
+  readonly name: string;
+  /** The URL the instances imported. */
+  readonly url: string;
+  readonly id: string;
+  readonly displayName: string | null;
+  readonly version: string | null;
+}
+
+/** The configuration as run. */
+export interface ReportConfig {
+  readonly backend: BackendInfo;
+  readonly instances: number;
+  readonly patterns: readonly Pattern[];
+  readonly translationsPerPattern: number;
+  readonly mapBytes: number;
+  readonly mode: 'worker' | 'in-thread';
+  readonly runner: 'host' | 'pool';
+  readonly short: boolean;
+  readonly port: { readonly translations: number; readonly batch: number };
+  /** Shared PhysMem size (host runner) or per-job PhysMem size (pool runner). */
+  readonly physMemBytes: number;
+  /** Pool threads (pool runner), else null. */
+  readonly poolThreads: number | null;
+}
+
+/** One pattern over all instances. */
+export interface PatternTotals {
+  readonly pattern: Pattern;
+  readonly translations: number;
+  readonly faults: number;
+  readonly counters: Counters;
+  readonly hitRate: number | null;
+  /** Aggregate rate: see {@link BenchReport.rateBasis}. */
+  readonly translationsPerSec: number;
+  /** Wall time of the pattern over all instances (host runner), else null. */
+  readonly wallMs: number | null;
+}
+
+/** The whole result file. */
+export interface BenchReport {
+  readonly schemaVersion: typeof SCHEMA_VERSION;
+  readonly tool: { readonly name: string; readonly version: string };
+  readonly environment: EnvironmentInfo;
+  readonly config: ReportConfig;
+  /**
+   * How aggregate rates were computed: `wall` = translations / wall time of the phase with every
+   * instance running at once (host runner); `sum` = sum of per-instance rates (pool runner).
+   */
+  readonly rateBasis: 'wall' | 'sum';
+  readonly instances: readonly InstanceRecord[];
+  readonly patterns: readonly PatternTotals[];
+  readonly totals: TotalsRecord;
+  /** Wall time of the whole run, ms. */
+  readonly durationMs: number;
+}
+
+/** The tool's name and version, recorded in every report. */
+export const TOOL = { name: '@iommulab/bench', version: '0.1.0' } as const;
+
+/** `git rev-parse HEAD` in `cwd`, or null when git or a repository is missing. */
+export function gitCommit(cwd: string = process.cwd()): string | null {
+  try {
+    const out = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 });
+    const s = out.toString().trim();
+    return /^[0-9a-f]{40,64}$/.test(s) ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Collects the environment block (node, CPU, parallelism, commit, date). */
+export function environmentInfo(date: Date = new Date()): EnvironmentInfo {
+  const list = cpus();
+  return {
+    node: process.version,
+    platform: platform(),
+    arch: arch(),
+    cpuModel: list[0]?.model.trim() ?? 'unknown',
+    cpuCount: list.length,
+    availableParallelism: availableParallelism(),
+    commit: gitCommit(),
+    date: date.toISOString(),
+  };
+}
+
+/** Wall times of the host runner's phases, for `wall`-based aggregate rates. */
+export interface PhaseWalls {
+  /** Wall time per pattern, ms. */
+  readonly patterns: Readonly<Partial<Record<Pattern, number>>>;
+}
+
+/**
+ * Builds the report from per-instance records. With `walls`, aggregate rates are translations over
+ * wall time; without, the sum of per-instance rates.
+ */
+export function buildReport(args: {
+  readonly config: BenchConfig;
+  readonly backend: BackendInfo;
+  readonly environment: EnvironmentInfo;
+  readonly instances: readonly InstanceRecord[];
+  readonly physMemBytes: number;
+  readonly poolThreads: number | null;
+  readonly walls: PhaseWalls | null;
+  readonly durationMs: number;
+}): BenchReport {
+  const { config, instances, walls } = args;
+  const patterns: PatternTotals[] = config.patterns.map((pattern) => {
+    const recs = instances.flatMap((i) => i.patterns.filter((p) => p.pattern === pattern));
+    const counters = sumCounters(recs.map((r) => r.counters));
+    const translations = recs.reduce((s, r) => s + r.translations, 0);
+    const wallMs = walls?.patterns[pattern] ?? null;
+    const rate =
+      wallMs !== null
+        ? wallMs > 0
+          ? (translations * 1000) / wallMs
+          : 0
+        : recs.reduce((s, r) => s + r.translationsPerSec, 0);
+    return {
+      pattern,
+      translations,
+      faults: recs.reduce((s, r) => s + r.faults, 0),
+      counters,
+      hitRate: hitRate(counters),
+      translationsPerSec: rate,
+      wallMs,
+    };
+  });
+  const counters = sumCounters(instances.map((i) => i.totals.counters));
+  const patternTranslations = instances.reduce((s, i) => s + i.totals.patternTranslations, 0);
+  let translationsPerSec: number;
+  if (walls !== null) {
+    const wall = config.patterns.reduce((s, p) => s + (walls.patterns[p] ?? 0), 0);
+    translationsPerSec = wall > 0 ? (patternTranslations * 1000) / wall : 0;
+  } else {
+    translationsPerSec = instances.reduce((s, i) => s + i.totals.translationsPerSec, 0);
+  }
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    tool: { ...TOOL },
+    environment: args.environment,
+    config: {
+      backend: args.backend,
+      instances: config.instances,
+      patterns: [...config.patterns],
+      translationsPerPattern: config.translations,
+      mapBytes: config.mapBytes,
+      mode: config.mode,
+      runner: config.runner,
+      short: config.short,
+      port: { translations: config.portTranslations, batch: config.portBatch },
+      physMemBytes: args.physMemBytes,
+      poolThreads: args.poolThreads,
+    },
+    rateBasis: walls !== null ? 'wall' : 'sum',
+    instances,
+    patterns,
+    totals: {
+      translations: instances.reduce((s, i) => s + i.totals.translations, 0),
+      patternTranslations,
+      counters,
+      hitRate: hitRate(counters),
+      translationsPerSec,
+      portTranslationsPerSec: portRate(instances),
+    },
+    durationMs: args.durationMs,
+  };
+}
+
+/** All device-port translations over the summed port time (instances are measured one at a time). */
+export function portRate(instances: readonly InstanceRecord[]): number {
+  const n = instances.reduce((s, i) => s + i.port.translations, 0);
+  const ms = instances.reduce((s, i) => s + i.port.elapsedMs, 0);
+  return ms > 0 ? (n * 1000) / ms : 0;
+}
+
+/** Writes the report as pretty JSON (with a trailing newline). */
+export async function writeReport(file: string, report: BenchReport): Promise<void> {
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+}

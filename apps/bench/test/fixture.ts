@@ -1,0 +1,107 @@
+import type { BenchConfig } from '../src/args.js';
+import type { Counters } from '../src/counters.js';
+import type { InstanceRecord, PatternRecord } from '../src/records.js';
+import { buildReport, type BenchReport, type EnvironmentInfo } from '../src/report-json.js';
+import { instanceTotals } from '../src/run-instance.js';
+
+/** A fixed configuration: 2 instances, 2 patterns, 1,000,000 translations each, 32 MiB. */
+export const FIXED_CONFIG: BenchConfig = {
+  backend: 'mock',
+  instances: 2,
+  patterns: ['sequential', 'random'],
+  translations: 1_000_000,
+  mapBytes: 32 * 1024 * 1024,
+  mode: 'worker',
+  runner: 'host',
+  short: false,
+  portTranslations: 65_536,
+  portBatch: 256,
+  jsonFile: null,
+};
+
+export const FIXED_ENV: EnvironmentInfo = {
+  node: 'v20.20.2',
+  platform: 'linux',
+  arch: 'x64',
+  cpuModel: 'Test CPU',
+  cpuCount: 2,
+  availableParallelism: 2,
+  commit: null,
+  date: '2025-01-01T00:00:00.000Z',
+};
+
+function counters(t: number, hits: number, faults = 0, invalidations = 0): Counters {
+  return { translations: t, iotlbHits: hits, iotlbMisses: t - hits, walks: t - hits, faults, invalidations };
+}
+
+function pattern(p: 'sequential' | 'random', step: number, t: number, hits: number, ms: number): PatternRecord {
+  return {
+    pattern: p,
+    step,
+    translations: t,
+    faults: 0,
+    elapsedMs: ms,
+    translationsPerSec: (t * 1000) / ms,
+    checksum: 0,
+    counters: counters(t, hits),
+  };
+}
+
+function instance(index: number, seqMs: number, randMs: number, portMs: number): InstanceRecord {
+  const patterns = [pattern('sequential', 2048, 1_000_000, 750_000, seqMs), pattern('random', 2048, 1_000_000, 250_000, randMs)];
+  const invalidation = {
+    iova: 0x0100_0000 + 16 * 1024 * 1024,
+    bytes: 4 * 1024 * 1024,
+    pageSize: 1024 * 1024,
+    unmapMs: 0.5,
+    remapMs: 0.25,
+    warm: { translations: 2048, faults: 0 },
+    unmapped: { translations: 2048, faults: 2048 },
+    remapped: { translations: 2048, faults: 0 },
+    counters: counters(6144, 2048, 2048, 3),
+  };
+  const port = {
+    translations: 65_536,
+    batch: 256,
+    faults: 0,
+    elapsedMs: portMs,
+    translationsPerSec: (65_536 * 1000) / portMs,
+    crossThread: true,
+  };
+  return {
+    index,
+    id: `mock-${index}`,
+    backendId: 'mock',
+    mode: 'worker',
+    pageSizes: [2048, 1048576],
+    map: {
+      iova: 0x0100_0000,
+      pa: 0x0010_0000 * (index + 1),
+      bytes: 32 * 1024 * 1024,
+      pages: 32,
+      pageSize: 1024 * 1024,
+      pagesBySize: { '1048576': 32 },
+      mapMs: 0.4,
+      pagesPerSec: 80_000,
+      setupMs: 1,
+    },
+    patterns,
+    invalidation,
+    port,
+    totals: instanceTotals(patterns, invalidation, port),
+  };
+}
+
+/** A report with fixed numbers (host runner, wall-clock rates). */
+export function fixedReport(): BenchReport {
+  return buildReport({
+    config: FIXED_CONFIG,
+    backend: { name: 'mock', url: 'file:///x/hw-mock/dist/index.js', id: 'mock', displayName: null, version: '0.1.0' },
+    environment: FIXED_ENV,
+    instances: [instance(0, 50, 100, 65.536), instance(1, 40, 125, 131.072)],
+    physMemBytes: 80 * 1024 * 1024,
+    poolThreads: null,
+    walls: { patterns: { sequential: 50, random: 125 } },
+    durationMs: 1234.5,
+  });
+}

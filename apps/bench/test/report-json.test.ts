@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { SCHEMA_VERSION, environmentInfo, gitCommit } from '../src/report-json.js';
+import { fixedReport } from './fixture.js';
+
+describe('JSON report (schemaVersion 1)', () => {
+  const report = fixedReport();
+  const json = JSON.parse(JSON.stringify(report)) as Record<string, unknown>;
+
+  it('has the top-level fields', () => {
+    expect(SCHEMA_VERSION).toBe(1);
+    expect(Object.keys(json).sort()).toEqual(
+      ['config', 'durationMs', 'environment', 'instances', 'patterns', 'rateBasis', 'schemaVersion', 'tool', 'totals'].sort(),
+    );
+    expect(json.schemaVersion).toBe(1);
+    expect(json.tool).toEqual({ name: '@iommulab/bench', version: '0.1.0' });
+    expect(json.rateBasis).toBe('wall');
+  });
+
+  it('records the environment and the config', () => {
+    expect(Object.keys(json.environment as object).sort()).toEqual(
+      ['arch', 'availableParallelism', 'commit', 'cpuCount', 'cpuModel', 'date', 'node', 'platform'].sort(),
+    );
+    expect(json.config).toEqual({
+      backend: { name: 'mock', url: 'file:///x/hw-mock/dist/index.js', id: 'mock', displayName: null, version: '0.1.0' },
+      instances: 2,
+      patterns: ['sequential', 'random'],
+      translationsPerPattern: 1_000_000,
+      mapBytes: 32 * 1024 * 1024,
+      mode: 'worker',
+      runner: 'host',
+      short: false,
+      port: { translations: 65_536, batch: 256 },
+      physMemBytes: 80 * 1024 * 1024,
+      poolThreads: null,
+    });
+  });
+
+  it('has per-instance, per-pattern results and totals', () => {
+    expect(report.instances.map((i) => i.id)).toEqual(['mock-0', 'mock-1']);
+    const i0 = report.instances[0];
+    expect(Object.keys(i0).sort()).toEqual(
+      ['backendId', 'id', 'index', 'invalidation', 'map', 'mode', 'pageSizes', 'patterns', 'port', 'totals'].sort(),
+    );
+    expect(i0.patterns.map((p) => p.pattern)).toEqual(['sequential', 'random']);
+    expect(i0.totals.translations).toBe(2_000_000 + 3 * 2048);
+    expect(i0.totals.patternTranslations).toBe(2_000_000);
+    expect(report.patterns.map((p) => [p.pattern, p.translations, p.wallMs])).toEqual([
+      ['sequential', 2_000_000, 50],
+      ['random', 2_000_000, 125],
+    ]);
+    expect(report.patterns[0].translationsPerSec).toBe(40_000_000);
+    expect(report.totals.translations).toBe(2 * (2_000_000 + 3 * 2048));
+    expect(report.totals.translationsPerSec).toBe((4_000_000 * 1000) / 175);
+    expect(report.totals.portTranslationsPerSec).toBeCloseTo((131_072 * 1000) / 196.608, 6);
+    expect(report.totals.counters).toEqual({
+      translations: 2 * (2_000_000 + 6144),
+      iotlbHits: 2 * (1_000_000 + 2048),
+      iotlbMisses: 2 * (1_000_000 + 4096),
+      walks: 2 * (1_000_000 + 4096),
+      faults: 4096,
+      invalidations: 6,
+    });
+  });
+
+  it('collects the environment', () => {
+    const env = environmentInfo(new Date(0));
+    expect(env.node).toBe(process.version);
+    expect(env.date).toBe('1970-01-01T00:00:00.000Z');
+    expect(env.availableParallelism).toBeGreaterThanOrEqual(1);
+    expect(env.commit === null || /^[0-9a-f]{40}$/.test(env.commit)).toBe(true);
+    expect(gitCommit('/')).toBeNull();
+  });
+});

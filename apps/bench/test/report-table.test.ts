@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { formatBytes, formatCount, formatMs, formatPercent, formatSi } from '../src/format.js';
+import { mapTable, patternTable, renderTable, summaryLine, translationTable } from '../src/report-table.js';
+import { fixedReport } from './fixture.js';
+
+describe('number formatting', () => {
+  it('formats counts with thousands separators', () => {
+    expect([0, 999, 1000, 12_345_678, -4096].map(formatCount)).toEqual(['0', '999', '1,000', '12,345,678', '-4,096']);
+  });
+  it('formats rates with SI suffixes and three significant digits', () => {
+    expect([0, 7.5, 999, 1234, 99_949, 999_600, 25_123_456, 1.5e9].map(formatSi)).toEqual([
+      '0',
+      '7.50',
+      '999',
+      '1.23 k',
+      '99.9 k',
+      '1.00 M',
+      '25.1 M',
+      '1.50 G',
+    ]);
+  });
+  it('formats percentages, times and sizes', () => {
+    expect([formatPercent(null), formatPercent(0), formatPercent(0.99995), formatPercent(1)]).toEqual([
+      '-',
+      '0.00 %',
+      '100.00 %',
+      '100.00 %',
+    ]);
+    expect([0.4123, 41.23, 412.3, 1234.5].map(formatMs)).toEqual(['0.41 ms', '41.2 ms', '412 ms', '1.23 s']);
+    expect([512, 2048, 1048576, 33554432, 1536].map(formatBytes)).toEqual(['512 B', '2 KiB', '1 MiB', '32 MiB', '1.5 KiB']);
+  });
+});
+
+describe('renderTable', () => {
+  it('left-aligns the first column, right-aligns the rest, and rules header and footer', () => {
+    expect(renderTable(['name', 'n'], [['a', '1'], ['bbbbb', '22']], ['total', '23'])).toBe(
+      ['name    n', '-----  --', 'a       1', 'bbbbb  22', '-----  --', 'total  23'].join('\n'),
+    );
+  });
+});
+
+describe('report tables (fixed numbers)', () => {
+  const report = fixedReport();
+
+  it('prints the summary line', () => {
+    expect(summaryLine(report)).toBe(
+      'iommulab-bench: mock 0.1.0, 2 instances (worker, host runner), 32 MiB mapped each, 1,000,000 translations per pattern, 1.23 s',
+    );
+  });
+
+  it('prints translations per instance and in total', () => {
+    expect(translationTable(report)).toBe(
+      [
+        'instance  translations  IOTLB hit  IOTLB misses      walks  faults  invals  trans/s  port trans/s',
+        '--------  ------------  ---------  ------------  ---------  ------  ------  -------  ------------',
+        'mock-0       2,006,144    49.95 %     1,004,096  1,004,096   2,048       3   13.3 M        1.00 M',
+        'mock-1       2,006,144    49.95 %     1,004,096  1,004,096   2,048       3   12.1 M         500 k',
+        '--------  ------------  ---------  ------------  ---------  ------  ------  -------  ------------',
+        'total        4,012,288    49.95 %     2,008,192  2,008,192   4,096       6   22.9 M         667 k',
+      ].join('\n'),
+    );
+  });
+
+  it('prints one row per pattern', () => {
+    expect(patternTable(report)).toBe(
+      [
+        'pattern      step  translations  IOTLB hit  IOTLB misses      walks  faults  trans/s',
+        '----------  -----  ------------  ---------  ------------  ---------  ------  -------',
+        'sequential  2 KiB     2,000,000    75.00 %       500,000    500,000       0   40.0 M',
+        'random      2 KiB     2,000,000    25.00 %     1,500,000  1,500,000       0   16.0 M',
+      ].join('\n'),
+    );
+  });
+
+  it('prints map and invalidation timings', () => {
+    expect(mapTable(report)).toBe(
+      [
+        'instance  mapped       pages  map time  pages/s  unmap+sync  DMA faulted    remap',
+        '--------  ------  ----------  --------  -------  ----------  -----------  -------',
+        'mock-0    32 MiB  32 x 1 MiB   0.40 ms   80.0 k     0.50 ms  2,048/2,048  0.25 ms',
+        'mock-1    32 MiB  32 x 1 MiB   0.40 ms   80.0 k     0.50 ms  2,048/2,048  0.25 ms',
+        '--------  ------  ----------  --------  -------  ----------  -----------  -------',
+        'total     64 MiB          64   0.80 ms   80.0 k     1.00 ms  4,096/4,096  0.50 ms',
+      ].join('\n'),
+    );
+  });
+
+  it('adds colour only when asked', () => {
+    expect(translationTable(report, { color: false })).not.toContain('\u001b[');
+  });
+});
