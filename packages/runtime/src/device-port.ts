@@ -116,10 +116,25 @@ export class DirectDevicePort implements DevicePort {
   }
 }
 
+/**
+ * One submitted call (a single translate or a whole translateMany batch). Completions come back in
+ * submission order (one SPSC ring each way, served in order), so pending calls form a FIFO and
+ * a batch's records carry consecutive tags.
+ */
 interface Pending {
-  resolve: (r: DmaResult) => void;
+  /** Tag of the first record of the call. */
+  firstTag: number;
+  count: number;
+  /** Completions received so far. */
+  done: number;
+  results: DmaResult[];
+  /** Settle with the whole array (translateMany) or its only element (translate). */
+  many: boolean;
+  resolve: (r: DmaResult & DmaResult[]) => void;
   reject: (e: Error) => void;
   deadline: number;
+  /** Rejected by a timeout: its completions are still consumed, then dropped. */
+  expired: boolean;
   rid: number;
   iova: number;
 }
@@ -139,18 +154,23 @@ export interface RingDevicePortOptions {
 }
 
 /**
- * Host side of a worker-mode device port. Requests are encoded into the request ring; a single
- * async pump drains the completion ring (Atomics.waitAsync) and settles the callers' promises by
- * tag. At most `requests.entries` requests are in flight; more wait in a local backlog.
- * Every request has a deadline; {@link RingDevicePort.fail} rejects everything pending and all later
- * calls. One producer thread (the host's) only.
+ * Host side of a worker-mode device port. Requests are encoded into the request ring (a whole
+ * `translateMany` batch with one publish and one wake-up); a single async pump drains the
+ * completion ring (Atomics.waitAsync) and settles calls in submission order. At most
+ * `requests.entries` requests are in flight; more wait in a local staging buffer. Every call has
+ * a deadline; {@link RingDevicePort.fail} rejects everything pending and all later calls. One
+ * producer thread (the host's) only.
  */
 export class RingDevicePort implements DevicePort {
   readonly #o: RingDevicePortOptions;
-  readonly #pending = new Map<number, Pending>();
-  readonly #backlog: number[] = []; // tags whose request record sits in #backlogWords
-  readonly #backlogWords: number[] = [];
-  readonly #rec = new Uint32Array(WORDS);
+  /** Pending calls in submission order: [#qHead, #queue.length). */
+  #queue: Pending[] = [];
+  #qHead = 0;
+  #pendingRecords = 0;
+  /** Encoded requests not yet in the ring: records [#stageHead, #stageTail). */
+  #stage = new Uint32Array(256 * WORDS);
+  #stageHead = 0;
+  #stageTail = 0;
   readonly #inBuf: Uint32Array;
   #inFlight = 0;
   #nextTag = 1;
@@ -160,12 +180,12 @@ export class RingDevicePort implements DevicePort {
   /** @param o - rings, timeout, wake-up and instance id */
   constructor(o: RingDevicePortOptions) {
     this.#o = o;
-    this.#inBuf = new Uint32Array(64 * WORDS);
+    this.#inBuf = new Uint32Array(256 * WORDS);
   }
 
   /** Requests submitted and not yet settled. */
   get pendingCount(): number {
-    return this.#pending.size;
+    return this.#pendingRecords;
   }
 
   /** {@inheritDoc DevicePort.translate} */
@@ -173,45 +193,84 @@ export class RingDevicePort implements DevicePort {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const req = toDmaRequest(init);
     const bad = checkRequest(req);
-    if (bad !== undefined) {
-      return Promise.reject(
-        new InstanceError('BAD_ARGUMENT', this.#o.instanceId, `instance "${this.#o.instanceId}" device port: ${bad}`),
-      );
+    if (bad !== undefined) return Promise.reject(this.#badRequest(bad));
+    return this.#submit([req], false);
+  }
+
+  /**
+   * {@inheritDoc DevicePort.translateMany}
+   * The whole batch is published with one ring write and one wake-up of the worker, and settles
+   * as one promise. A bad request rejects the batch before anything is sent.
+   */
+  translateMany(inits: readonly DmaRequestInit[]): Promise<DmaResult[]> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (inits.length === 0) return Promise.resolve([]);
+    const reqs = inits.map(toDmaRequest);
+    for (const req of reqs) {
+      const bad = checkRequest(req);
+      if (bad !== undefined) return Promise.reject(this.#badRequest(bad));
     }
-    const tag = this.#nextTag;
-    this.#nextTag = this.#nextTag >= 0x7fffffff ? 1 : this.#nextTag + 1;
-    const p = new Promise<DmaResult>((resolve, reject) => {
-      this.#pending.set(tag, {
-        resolve,
+    return this.#submit(reqs, true);
+  }
+
+  #badRequest(what: string): InstanceError {
+    return new InstanceError('BAD_ARGUMENT', this.#o.instanceId, `instance "${this.#o.instanceId}" device port: ${what}`);
+  }
+
+  #submit<T>(reqs: readonly DmaRequest[], many: boolean): Promise<T> {
+    const firstTag = this.#nextTag;
+    const results: DmaResult[] = new Array(reqs.length);
+    for (let i = 0; i < reqs.length; i++) {
+      results[i] = dmaResult();
+      this.#stageRecord(reqs[i]);
+    }
+    const p = new Promise<T>((resolve, reject) => {
+      this.#queue.push({
+        firstTag,
+        count: reqs.length,
+        done: 0,
+        results,
+        many,
+        resolve: resolve as (r: DmaResult & DmaResult[]) => void,
         reject,
         deadline: performance.now() + this.#o.timeoutMs,
-        rid: req.rid,
-        iova: req.iova,
+        expired: false,
+        rid: reqs[0].rid,
+        iova: reqs[0].iova,
       });
     });
-    const r = this.#rec;
-    r[0] = req.rid;
-    r[1] = req.pasid + 1;
-    r[2] = req.iova >>> 0;
-    r[3] = Math.floor(req.iova / TWO_32);
-    r[4] = (req.access & 0xff) | (req.privileged ? 0x100 : 0);
-    r[5] = tag;
-    r[6] = 0;
-    r[7] = 0;
-    if (this.#backlog.length === 0 && this.#inFlight < this.#o.requests.entries && this.#o.requests.tryPush(r)) {
-      this.#inFlight++;
-      this.#o.wake();
-    } else {
-      this.#backlog.push(tag);
-      for (let i = 0; i < WORDS; i++) this.#backlogWords.push(r[i]);
-    }
+    this.#pendingRecords += reqs.length;
+    this.#flushBacklog();
     if (!this.#pumping) void this.#pump();
     return p;
   }
 
-  /** {@inheritDoc DevicePort.translateMany} */
-  translateMany(reqs: readonly DmaRequestInit[]): Promise<DmaResult[]> {
-    return Promise.all(reqs.map((r) => this.translate(r)));
+  /** Encodes one request record at the end of the staging buffer, with the next tag. */
+  #stageRecord(req: DmaRequest): void {
+    if ((this.#stageTail + 1) * WORDS > this.#stage.length) this.#growStage();
+    const r = this.#stage;
+    const o = this.#stageTail * WORDS;
+    r[o] = req.rid;
+    r[o + 1] = req.pasid + 1;
+    r[o + 2] = req.iova >>> 0;
+    r[o + 3] = Math.floor(req.iova / TWO_32);
+    r[o + 4] = (req.access & 0xff) | (req.privileged ? 0x100 : 0);
+    r[o + 5] = this.#nextTag;
+    r[o + 6] = 0;
+    r[o + 7] = 0;
+    this.#nextTag = (this.#nextTag + 1) >>> 0;
+    this.#stageTail++;
+  }
+
+  /** Makes room for one more staged record: compact the consumed head, or double the buffer. */
+  #growStage(): void {
+    const used = this.#stageTail - this.#stageHead;
+    const words = this.#stage.length;
+    const target = used + 1 > words / WORDS / 2 ? new Uint32Array(words * 2) : this.#stage;
+    target.set(this.#stage.subarray(this.#stageHead * WORDS, this.#stageTail * WORDS));
+    this.#stage = target;
+    this.#stageHead = 0;
+    this.#stageTail = used;
   }
 
   /**
@@ -220,30 +279,29 @@ export class RingDevicePort implements DevicePort {
    */
   fail(err: Error): void {
     if (this.#failure === undefined) this.#failure = err;
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    this.#backlog.length = 0;
-    this.#backlogWords.length = 0;
-    for (const p of pending) p.reject(this.#failure);
+    const pending = this.#queue.slice(this.#qHead);
+    this.#queue = [];
+    this.#qHead = 0;
+    this.#pendingRecords = 0;
+    this.#stageHead = this.#stageTail = 0;
+    for (const p of pending) if (!p.expired) p.reject(this.#failure);
   }
 
+  /** Moves staged requests into the ring (as many as fit): one publish, one wake-up. */
   #flushBacklog(): void {
-    const ring = this.#o.requests;
-    const r = this.#rec;
-    let pushed = 0;
-    while (pushed < this.#backlog.length && this.#inFlight < ring.entries) {
-      for (let i = 0; i < WORDS; i++) r[i] = this.#backlogWords[pushed * WORDS + i];
-      if (!ring.tryPush(r)) break;
-      this.#inFlight++;
-      pushed++;
-    }
-    if (pushed > 0) {
-      this.#backlog.splice(0, pushed);
-      this.#backlogWords.splice(0, pushed * WORDS);
-      this.#o.wake();
-    }
+    const staged = this.#stageTail - this.#stageHead;
+    if (staged === 0) return;
+    const room = Math.min(staged, this.#o.requests.entries - this.#inFlight);
+    if (room <= 0) return;
+    const pushed = this.#o.requests.pushBatch(this.#stage, room, this.#stageHead);
+    if (pushed === 0) return;
+    this.#inFlight += pushed;
+    this.#stageHead += pushed;
+    if (this.#stageHead === this.#stageTail) this.#stageHead = this.#stageTail = 0;
+    this.#o.wake();
   }
 
+  /** Consumes completions in order and settles finished calls. Returns records consumed. */
   #drain(): number {
     const ring = this.#o.completions;
     const buf = this.#inBuf;
@@ -253,27 +311,47 @@ export class RingDevicePort implements DevicePort {
       const n = ring.popBatch(buf, maxRecords);
       if (n === 0) return total;
       total += n;
+      this.#inFlight -= n;
       for (let i = 0; i < n; i++) {
         const o = i * WORDS;
-        const tag = buf[o];
-        this.#inFlight--;
-        const p = this.#pending.get(tag);
-        if (p === undefined) continue; // timed out earlier
-        this.#pending.delete(tag);
-        const res = dmaResult();
+        const p = this.#queue[this.#qHead];
+        const expectedTag = (p === undefined ? 0 : p.firstTag + p.done) >>> 0;
+        if (p === undefined || buf[o] !== expectedTag) {
+          const id = this.#o.instanceId;
+          this.fail(
+            new InstanceError(
+              'WORKER_ERROR',
+              id,
+              `instance "${id}": device-port completion out of order (tag ${buf[o]}, expected ${expectedTag})`,
+            ),
+          );
+          return total;
+        }
+        const res = p.results[p.done++];
         res.ok = buf[o + 1] !== 0;
         res.pa = buf[o + 2] + buf[o + 3] * TWO_32;
         res.fault = buf[o + 4];
         res.faultDetail = buf[o + 5];
-        p.resolve(res);
+        this.#pendingRecords--;
+        if (p.done === p.count) {
+          this.#queue[this.#qHead++] = undefined as unknown as Pending;
+          if (this.#qHead === this.#queue.length) {
+            this.#queue = [];
+            this.#qHead = 0;
+          }
+          if (!p.expired) p.resolve((p.many ? p.results : p.results[0]) as DmaResult & DmaResult[]);
+        }
       }
     }
   }
 
+  /** Rejects calls whose deadline passed (they stay queued until their completions are consumed). */
   #expire(now: number): void {
-    for (const [tag, p] of this.#pending) {
-      if (p.deadline > now) break; // insertion order = deadline order
-      this.#pending.delete(tag);
+    for (let i = this.#qHead; i < this.#queue.length; i++) {
+      const p = this.#queue[i];
+      if (p.deadline > now) break; // submission order = deadline order
+      if (p.expired) continue;
+      p.expired = true;
       const id = this.#o.instanceId;
       p.reject(
         new InstanceError(
@@ -286,17 +364,28 @@ export class RingDevicePort implements DevicePort {
     }
   }
 
+  #hasLivePending(): boolean {
+    for (let i = this.#qHead; i < this.#queue.length; i++) if (!this.#queue[i].expired) return true;
+    return false;
+  }
+
   async #pump(): Promise<void> {
     this.#pumping = true;
     try {
-      while (this.#pending.size > 0 && this.#failure === undefined) {
-        if (this.#backlog.length > 0) this.#flushBacklog();
+      while (this.#qHead < this.#queue.length && this.#failure === undefined) {
+        this.#flushBacklog();
         if (this.#drain() > 0) continue;
         const now = performance.now();
         this.#expire(now);
-        if (this.#pending.size === 0) break;
-        const first = this.#pending.values().next().value as Pending;
-        const wait = Math.max(1, Math.min(20, Math.ceil(first.deadline - now)));
+        if (!this.#hasLivePending()) break;
+        let first: Pending | undefined;
+        for (let i = this.#qHead; i < this.#queue.length; i++) {
+          if (!this.#queue[i].expired) {
+            first = this.#queue[i];
+            break;
+          }
+        }
+        const wait = Math.max(1, Math.min(20, Math.ceil((first as Pending).deadline - now)));
         await this.#o.completions.waitForDataAsync(wait);
       }
     } finally {
