@@ -120,6 +120,11 @@ export class MockHardware implements IommuHardware, CommandSink {
   private readonly tlbPa: Float64Array;
   private readonly tlbPerm: Uint8Array;
   private readonly tlbMask: number;
+  private readonly hugePage: Int32Array;
+  private readonly hugeDom: Int32Array;
+  private readonly hugePa: Float64Array;
+  private readonly hugePerm: Uint8Array;
+  private readonly hugeMask: number;
   private readonly dteCached: Uint8Array;
   private readonly dteW0: Int32Array;
 
@@ -179,6 +184,11 @@ export class MockHardware implements IommuHardware, CommandSink {
     this.tlbPa = this.iotlb.pa;
     this.tlbPerm = this.iotlb.perm;
     this.tlbMask = this.iotlb.mask;
+    this.hugePage = this.iotlb.hugePage;
+    this.hugeDom = this.iotlb.hugeDom;
+    this.hugePa = this.iotlb.hugePa;
+    this.hugePerm = this.iotlb.hugePerm;
+    this.hugeMask = this.iotlb.hugeMask;
     this.dteCached = this.devices.cached;
     this.dteW0 = this.devices.w0;
     this.reset();
@@ -324,6 +334,16 @@ export class MockHardware implements IommuHardware, CommandSink {
           out.faultDetail = 0;
           return out;
         }
+        const huge = iova >>> 20;
+        const h = (huge ^ Math.imul(dom, HASH_MUL)) & this.hugeMask;
+        if (this.hugePage[h] === huge && this.hugeDom[h] === dom && (this.hugePerm[h]! & access) === access) {
+          this.fastHits++;
+          out.ok = true;
+          out.pa = this.hugePa[h]! + (iova & 0xfffff);
+          out.fault = 0;
+          out.faultDetail = 0;
+          return out;
+        }
       }
     }
     return this.translateSlow(req, out);
@@ -382,13 +402,31 @@ export class MockHardware implements IommuHardware, CommandSink {
       out.faultDetail = 0;
       return out;
     }
+    const huge = iova >>> 20;
+    const h = (huge ^ Math.imul(dom, HASH_MUL)) & this.hugeMask;
+    if (this.hugePage[h] === huge && this.hugeDom[h] === dom && (this.hugePerm[h]! & access) === access) {
+      this.slowHits++;
+      out.ok = true;
+      out.pa = this.hugePa[h]! + (iova & 0xfffff);
+      out.fault = 0;
+      out.faultDetail = 0;
+      return out;
+    }
     const walker = this.walker;
     const st = walker.walk(root, iova, access, dirtyEn);
     if (st !== 0) return this.fault(req, out, st, priEn);
-    this.tlbPage[i] = page;
-    this.tlbDom[i] = dom;
-    this.tlbPa[i] = walker.pagePa;
-    this.tlbPerm[i] = walker.perm;
+    if (walker.level === 1) {
+      // A 1 MiB leaf: cache it whole (walker.pagePa is the 2 KiB page inside it).
+      this.hugePage[h] = huge;
+      this.hugeDom[h] = dom;
+      this.hugePa[h] = walker.pagePa - (iova & 0x000f_f800);
+      this.hugePerm[h] = walker.perm;
+    } else {
+      this.tlbPage[i] = page;
+      this.tlbDom[i] = dom;
+      this.tlbPa[i] = walker.pagePa;
+      this.tlbPerm[i] = walker.perm;
+    }
     out.ok = true;
     out.pa = walker.pagePa + (iova & 0x7ff);
     out.fault = 0;

@@ -110,6 +110,27 @@ describe('translation', () => {
     expect(s.walkReads).toBe(2 + 1 + 2 + 1);
   });
 
+  it('a 1 MiB leaf is cached whole: one walk serves all 512 IO pages, and any range inside it invalidates it', () => {
+    const r = new Rig();
+    const pt = r.newTable();
+    const huge = r.mem.allocFrames(256, 256);
+    pt.map(A + 2 * MiB, huge, MiB, 3);
+    r.setDte(3, { domainId: 4, root: pt.root });
+    for (let p = 0; p < 512; p++) {
+      expect(r.translate(3, A + 2 * MiB + p * 0x800 + 0x10).pa).toBe(huge + p * 0x800 + 0x10);
+    }
+    expect(r.hw.stats().walks).toBe(1);
+    expect(r.hw.iotlb.lookup(4, A + 2 * MiB + 0x7_ff00)).toBe(huge + 0x7_ff00);
+    pt.unmap(A + 2 * MiB, MiB);
+    // Stale until invalidated, like every IOTLB entry.
+    expect(r.translate(3, A + 2 * MiB + 0x40).pa).toBe(huge + 0x40);
+    // CMD_INV_RANGE of one IO page in the middle of the leaf drops the whole huge entry.
+    r.cmd([CMD_INV_RANGE | (4 << 16), 1, A + 2 * MiB + 0x4_0000, 0]);
+    r.sync();
+    expect(r.hw.iotlb.lookup(4, A + 2 * MiB + 0x40)).toBe(-1);
+    expect(r.translate(3, A + 2 * MiB + 0x40)).toMatchObject({ ok: false, fault: FaultReason.TRANSLATION });
+  });
+
   it('IOTLB keeps a stale translation until CMD_INV_RANGE + CMD_SYNC', () => {
     const { r, pt, pa } = attached();
     expect(r.translate(1, A + 0x1010).pa).toBe(pa + 0x1010);
