@@ -15,7 +15,6 @@ export { MockPageTable, PT_READ, PT_WRITE, type PtLeaf } from './page-table.js';
 export { PasidTable, writeDte } from './device-table.js';
 export { Iotlb } from './iotlb.js';
 export * from './constants.js';
-export * from './regs.js';
-export * from './codec.js';
+// Register and descriptor layouts: `@iommulab/hw-mock/codec`.
 
 export default mockBackend;
