@@ -32,7 +32,7 @@ describe('exports of @iommulab/driver-api', () => {
     'openBackend'
   ];
   it('source entry', async () => {
-    expect(Object.keys(await import('../src/index.ts')).sort()).toEqual(expected);
+    expect(Object.keys(await import('../src/index.js')).sort()).toEqual(expected);
   });
   it('ESM build', async () => {
     expect(Object.keys(await import('../dist/index.js')).sort()).toEqual(expected);
@@ -55,7 +55,7 @@ describe('exports of @iommulab/driver-api/conformance', () => {
     'runConformanceCase'
   ];
   it('source entry', async () => {
-    expect(Object.keys(await import('../src/conformance/index.ts')).sort()).toEqual(expected);
+    expect(Object.keys(await import('../src/conformance/index.js')).sort()).toEqual(expected);
   });
   it('ESM build', async () => {
     expect(Object.keys(await import('../dist/conformance/index.js')).sort()).toEqual(expected);

@@ -49,7 +49,7 @@ describe('exports of @iommulab/hw-mock', () => {
     'writeDte'
   ];
   it('source entry', async () => {
-    expect(Object.keys(await import('../src/index.ts')).sort()).toEqual(expected);
+    expect(Object.keys(await import('../src/index.js')).sort()).toEqual(expected);
   });
   it('ESM build', async () => {
     expect(Object.keys(await import('../dist/index.js')).sort()).toEqual(expected);
@@ -203,7 +203,7 @@ describe('exports of @iommulab/hw-mock/codec', () => {
     'writeFaultRecord'
   ];
   it('source entry', async () => {
-    expect(Object.keys(await import('../src/codec-entry.ts')).sort()).toEqual(expected);
+    expect(Object.keys(await import('../src/codec-entry.js')).sort()).toEqual(expected);
   });
   it('ESM build', async () => {
     expect(Object.keys(await import('../dist/codec.js')).sort()).toEqual(expected);

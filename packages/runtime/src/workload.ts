@@ -128,7 +128,9 @@ function runChunk(hw: HostedHardware, c: Cursor, n: number): void {
   const base = c.spec.iovaBase;
   const length = c.spec.length;
   const step = c.spec.step;
-  const granules = c.granules;
+  // Random granule = floor(u32 * granules / 2^32): a multiply instead of a modulo of a
+  // non-Smi uint32, and uniform enough for traffic generation.
+  const scale = c.granules / 4294967296;
   let offset = c.offset;
   let rng = c.rng;
   let faults = c.faults;
@@ -138,7 +140,7 @@ function runChunk(hw: HostedHardware, c: Cursor, n: number): void {
       rng ^= rng << 13;
       rng ^= rng >>> 17;
       rng ^= rng << 5;
-      req.iova = base + ((rng >>> 0) % granules) * step;
+      req.iova = base + Math.floor((rng >>> 0) * scale) * step;
       hw.translate(req, res);
       if (res.ok) checksum = (checksum + (res.pa | 0)) | 0;
       else faults++;

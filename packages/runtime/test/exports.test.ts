@@ -45,7 +45,7 @@ describe('exports of @iommulab/runtime', () => {
     'waitUntil'
   ];
   it('source entry', async () => {
-    expect(Object.keys(await import('../src/index.ts')).sort()).toEqual(expected);
+    expect(Object.keys(await import('../src/index.js')).sort()).toEqual(expected);
   });
   it('ESM build', async () => {
     expect(Object.keys(await import('../dist/index.js')).sort()).toEqual(expected);

@@ -87,7 +87,7 @@ describe('runWorkloadSync', () => {
       x ^= x << 13;
       x ^= x >>> 17;
       x ^= x << 5;
-      ref.push(0x40000 + ((x >>> 0) % 64) * 4096);
+      ref.push(0x40000 + Math.floor(((x >>> 0) * 64) / 2 ** 32) * 4096); // page = floor(u32 * pages / 2^32)
     }
     expect(ia).toEqual(ref);
   });
