@@ -3,6 +3,7 @@
  * script) and returns a validated {@link BenchConfig}, a help request, or throws {@link ArgsError}.
  */
 import { availableParallelism } from 'node:os';
+import { formatBytes, formatCount } from './format.js';
 
 /** A DMA address pattern, as `WorkloadSpec.pattern` names it. */
 export type Pattern = 'sequential' | 'random' | 'strided';
@@ -16,6 +17,12 @@ export type BenchMode = 'worker' | 'in-thread';
 /** How instances are driven: InstanceHost per instance from the main thread, or one piscina job each. */
 export type BenchRunner = 'host' | 'pool';
 
+/**
+ * The IO page size the map phase uses: a size in bytes (must be one of the backend's page sizes),
+ * or the backend's smallest or largest page size.
+ */
+export type PageSizeChoice = number | 'smallest' | 'largest';
+
 /** A fully resolved run configuration (plain data: it is recorded in the JSON result). */
 export interface BenchConfig {
   /** Backend as given on the command line (shorthand name or module specifier). */
@@ -28,6 +35,12 @@ export interface BenchConfig {
   readonly translations: number;
   /** Bytes of IOVA mapped per instance. */
   readonly mapBytes: number;
+  /** IO page size of the map phase (resolved against the backend's page sizes at run time). */
+  readonly pageSize: PageSizeChoice;
+  /** IOTLB entries passed to the backend as `options.iotlbEntries`, or null for the backend's default. */
+  readonly iotlbEntries: number | null;
+  /** Bytes between accesses of the sequential pattern. */
+  readonly seqStep: number;
   readonly mode: BenchMode;
   readonly runner: BenchRunner;
   /** The CI smoke preset was asked for (`--short`). */
@@ -54,7 +67,13 @@ export class ArgsError extends Error {
 }
 
 /** Default translations per pattern per instance (sized for a ~10-20 s default run on 2 cores). */
-export const DEFAULT_TRANSLATIONS = 20_000_000;
+export const DEFAULT_TRANSLATIONS = 25_000_000;
+/** Default `--page-size`. */
+export const DEFAULT_PAGE_SIZE: PageSizeChoice = 'smallest';
+/** Default `--seq-step`, bytes: a typical DMA burst (8 accesses per 2 KiB IO page). */
+export const DEFAULT_SEQ_STEP = 256;
+/** Upper bound of `--iotlb-entries` (the mock IOTLB accepts 1..2^20 entries). */
+export const MAX_IOTLB_ENTRIES = 2 ** 20;
 /** Default IOVA mapped per instance, in MiB. */
 export const DEFAULT_MAP_MB = 32;
 /** Default translations per instance in the device-port phase. */
@@ -92,6 +111,13 @@ Options:
   --patterns <list>           comma list of seq,random,strided (default: all three)
   --translations <N>          translations per pattern per instance (default: ${DEFAULT_TRANSLATIONS})
   --map-mb <N>                MiB of IOVA mapped per instance (default: ${DEFAULT_MAP_MB})
+  --page-size <size>          IO page size of the map phase: bytes (2048, 2k, 1m) or smallest or
+                              largest; must be one of the backend's page sizes; alignment may
+                              still force smaller pages at the edges (default: ${DEFAULT_PAGE_SIZE})
+  --iotlb-entries <N>         IOTLB entries, a power of two up to ${MAX_IOTLB_ENTRIES}, passed to the
+                              backend as options.iotlbEntries (default: the backend's own)
+  --seq-step <bytes>          bytes between sequential accesses (default: ${DEFAULT_SEQ_STEP}); random
+                              makes one access per random IO page, strided jumps 17 smallest pages
   --mode <worker|in-thread>   where each instance's hardware runs (default: worker)
   --runner <host|pool>        host: an InstanceHost per instance driven from the main thread;
                               pool: one piscina job per instance (default: host)
@@ -99,7 +125,8 @@ Options:
   --json [file]               write the JSON result (default file: ${DEFAULT_JSON_FILE})
   -h, --help                  show this text
 
-Numbers accept _ separators and k/m suffixes (e.g. 2m, 500_000).`;
+Counts accept _ separators and k/m suffixes (e.g. 2m, 500_000; k = 1000). Byte sizes accept
+k/m/g suffixes with an optional iB or B (e.g. 2k = 2KiB = 2048); so does --iotlb-entries (64k = 65536).`;
 
 const PATTERN_ALIASES: Readonly<Record<string, Pattern>> = {
   seq: 'sequential',
@@ -122,6 +149,56 @@ export function parseCount(text: string): number {
   const mult = { '': 1, k: 1e3, m: 1e6, g: 1e9 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
   const v = base * mult;
   return Number.isInteger(v) ? v : Number.NaN;
+}
+
+/**
+ * Parses a byte size such as `2048`, `2_048`, `2k`, `2KiB`, `1m` or `1MB` (binary multiples:
+ * k = 1024).
+ *
+ * @returns the integer, or NaN when the text is not a whole number of bytes
+ */
+export function parseBytes(text: string): number {
+  const m = /^(\d+(?:_\d+)*)(?:([kKmMgG])(?:i?[bB])?|[bB])?$/.exec(text.trim());
+  if (m === null) return Number.NaN;
+  const base = Number(m[1].replaceAll('_', ''));
+  const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 }[(m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const v = base * mult;
+  return Number.isSafeInteger(v) ? v : Number.NaN;
+}
+
+/**
+ * Parses a `--page-size` value: `smallest`, `largest` or a positive byte size.
+ *
+ * @throws ArgsError for anything else
+ */
+export function parsePageSize(text: string): PageSizeChoice {
+  const t = text.trim().toLowerCase();
+  if (t === 'smallest' || t === 'largest') return t;
+  const v = parseBytes(t);
+  if (!Number.isFinite(v) || v <= 0) {
+    throw new ArgsError(`--page-size must be a byte size (e.g. 2048, 2k, 1m), smallest or largest, got '${text}'`);
+  }
+  return v;
+}
+
+/**
+ * The page size a {@link PageSizeChoice} names among a backend's page sizes.
+ *
+ * @param choice - `--page-size` as parsed
+ * @param pageSizes - the backend's (or domain's) page sizes, any order
+ * @param backend - the backend's name, for the message
+ * @throws ArgsError when `choice` is a size the backend does not have (naming the allowed sizes)
+ */
+export function resolvePageSize(choice: PageSizeChoice, pageSizes: readonly number[], backend = 'the backend'): number {
+  const sizes = [...pageSizes].sort((a, b) => a - b);
+  if (sizes.length === 0) throw new ArgsError(`${backend} declares no page sizes`);
+  if (choice === 'smallest') return sizes[0];
+  if (choice === 'largest') return sizes[sizes.length - 1];
+  if (sizes.includes(choice)) return choice;
+  const allowed = sizes.map((s) => `${s} (${formatBytes(s)})`).join(', ');
+  throw new ArgsError(
+    `--page-size ${choice} (${formatBytes(choice)}) is not a page size of ${backend}; allowed: ${allowed}, smallest, largest`,
+  );
 }
 
 function intOption(name: string, text: string, min: number, max: number): number {
@@ -157,6 +234,9 @@ interface Raw {
   patterns?: string;
   translations?: string;
   mapMb?: string;
+  pageSize?: string;
+  iotlbEntries?: string;
+  seqStep?: string;
   mode?: string;
   runner?: string;
   short: boolean;
@@ -170,6 +250,9 @@ const VALUE_OPTIONS: Readonly<Record<string, keyof Raw>> = {
   '--patterns': 'patterns',
   '--translations': 'translations',
   '--map-mb': 'mapMb',
+  '--page-size': 'pageSize',
+  '--iotlb-entries': 'iotlbEntries',
+  '--seq-step': 'seqStep',
   '--mode': 'mode',
   '--runner': 'runner',
 };
@@ -262,6 +345,28 @@ export function parseArgs(
         ? SHORT_PRESET.mapMb
         : DEFAULT_MAP_MB;
   const patterns = raw.patterns !== undefined ? parsePatterns(raw.patterns) : [...ALL_PATTERNS];
+  const mapBytes = mapMb * 1024 * 1024;
+  const pageSize = raw.pageSize !== undefined ? parsePageSize(raw.pageSize) : DEFAULT_PAGE_SIZE;
+  let iotlbEntries: number | null = null;
+  if (raw.iotlbEntries !== undefined) {
+    const v = parseBytes(raw.iotlbEntries);
+    if (!Number.isFinite(v) || v < 1 || v > MAX_IOTLB_ENTRIES || (v & (v - 1)) !== 0) {
+      throw new ArgsError(
+        `--iotlb-entries must be a power of two between 1 and ${formatCount(MAX_IOTLB_ENTRIES)}, got '${raw.iotlbEntries}'`,
+      );
+    }
+    iotlbEntries = v;
+  }
+  let seqStep = DEFAULT_SEQ_STEP;
+  if (raw.seqStep !== undefined) {
+    seqStep = parseBytes(raw.seqStep);
+    if (!Number.isFinite(seqStep)) {
+      throw new ArgsError(`--seq-step must be a byte size (e.g. 256, 2k), got '${raw.seqStep}'`);
+    }
+    if (seqStep < 1 || seqStep > mapBytes) {
+      throw new ArgsError(`--seq-step must be between 1 and the mapped ${formatCount(mapBytes)} bytes, got ${seqStep}`);
+    }
+  }
   const mode = raw.mode ?? 'worker';
   if (mode !== 'worker' && mode !== 'in-thread') {
     throw new ArgsError(`--mode must be worker or in-thread, got '${mode}'`);
@@ -285,7 +390,10 @@ export function parseArgs(
       instances,
       patterns,
       translations,
-      mapBytes: mapMb * 1024 * 1024,
+      mapBytes,
+      pageSize,
+      iotlbEntries,
+      seqStep,
       mode: runner === 'pool' ? 'in-thread' : mode,
       runner,
       short,

@@ -14,6 +14,8 @@ export interface JobConfig {
   readonly backendUrl: string;
   /** Bytes of the job's own PhysMem. */
   readonly memBytes: number;
+  /** Backend options (`openBackend`'s `options`), e.g. `{ iotlbEntries }`. */
+  readonly options: Record<string, unknown>;
   readonly plan: InstancePlan;
 }
 
@@ -24,7 +26,12 @@ export interface JobConfig {
  */
 export async function runJob(config: JobConfig): Promise<InstanceRecord> {
   const mem = PhysMem.create(config.memBytes);
-  const stack = await openBackend(config.backendUrl, { mode: 'in-thread', mem, id: config.plan.id });
+  const stack = await openBackend(config.backendUrl, {
+    mode: 'in-thread',
+    mem,
+    id: config.plan.id,
+    options: config.options,
+  });
   try {
     return await runInstance(stack, config.plan);
   } finally {

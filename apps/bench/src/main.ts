@@ -3,7 +3,8 @@
  * print the tables and write the JSON. Returns the exit code (0 ok, 1 run failure, 2 usage error).
  */
 import { resolve as resolvePath } from 'node:path';
-import { ArgsError, USAGE, parseArgs } from './args.js';
+import { loadBackend } from '@iommulab/driver-api';
+import { ArgsError, USAGE, parseArgs, resolvePageSize } from './args.js';
 import { createProgress, isLiveTerminal } from './progress.js';
 import type { BenchReport } from './report-json.js';
 import { writeReport } from './report-json.js';
@@ -65,6 +66,20 @@ export async function main(argv: readonly string[], io: CliIo = process): Promis
       return 2;
     }
     throw e;
+  }
+  // --page-size must be one of the backend's page sizes: a usage error (exit 2), checked before
+  // any instance starts. (The runners resolve it again against each domain.)
+  try {
+    const plugin = await loadBackend(backend.url);
+    resolvePageSize(config.pageSize, plugin.capabilities.pageSizes, `backend ${plugin.id}`);
+  } catch (e) {
+    if (e instanceof ArgsError) {
+      io.stderr.write(`iommulab-bench: ${e.message}\n`);
+      return e.exitCode;
+    }
+    const msg = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    io.stderr.write(`iommulab-bench: the run failed: cannot load ${backend.url}: ${msg}\n`);
+    return 1;
   }
   const live = isLiveTerminal(io.stdout);
   const progress = createProgress(io.stdout);

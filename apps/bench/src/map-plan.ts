@@ -58,3 +58,15 @@ export function mappingAlignment(size: number, pageSizes: readonly number[]): nu
   for (const s of pageSizes) if (s <= size && s > best) best = s;
   return best;
 }
+
+/**
+ * The page sizes a mapping with IO page size `ioPageSize` may use: `ioPageSize` itself and the
+ * smaller sizes alignment may force at the edges, never a larger one.
+ *
+ * @param pageSizes - page sizes the domain supports (any order)
+ * @param ioPageSize - the requested IO page size (one of `pageSizes`)
+ * @returns the usable sizes, ascending
+ */
+export function pageSizesUpTo(pageSizes: readonly number[], ioPageSize: number): number[] {
+  return [...pageSizes].filter((s) => s <= ioPageSize).sort((a, b) => a - b);
+}

@@ -20,6 +20,8 @@ export interface MapRecord {
   /** First PA of the (contiguous) backing frames. */
   readonly pa: number;
   readonly bytes: number;
+  /** The IO page size asked for (`--page-size`, resolved); alignment may add smaller pages. */
+  readonly ioPageSize: number;
   /** Pages mapped, over all page sizes. */
   readonly pages: number;
   /** Largest page size used. */
@@ -36,7 +38,7 @@ export interface MapRecord {
 /** One DMA pattern run inside the instance. */
 export interface PatternRecord {
   readonly pattern: Pattern;
-  /** Bytes between accesses (the granule for `random`). */
+  /** Bytes between accesses (the granule, i.e. the IO page size, for `random`). */
   readonly step: number;
   readonly translations: number;
   /** Faulted translations as the workload saw them. */

@@ -5,9 +5,10 @@
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, platform, arch } from 'node:os';
-import type { BenchConfig, Pattern } from './args.js';
+import type { BenchConfig, PageSizeChoice, Pattern } from './args.js';
 import { hitRate, sumCounters, type Counters } from './counters.js';
 import type { InstanceRecord, TotalsRecord } from './records.js';
+import { patternSteps, type PatternSteps } from './pattern-steps.js';
 
 /** The JSON schema version this module writes. */
 export const SCHEMA_VERSION = 1;
@@ -44,6 +45,14 @@ export interface ReportConfig {
   readonly patterns: readonly Pattern[];
   readonly translationsPerPattern: number;
   readonly mapBytes: number;
+  /** `--page-size` as given: bytes, `smallest` or `largest`. */
+  readonly pageSize: PageSizeChoice;
+  /** The IO page size it resolved to, bytes (null when no instance ran). */
+  readonly ioPageSize: number | null;
+  /** `--iotlb-entries` (passed as `options.iotlbEntries`), or null for the backend's default. */
+  readonly iotlbEntries: number | null;
+  /** Address steps of the patterns, bytes (null when no instance ran). */
+  readonly steps: PatternSteps | null;
   readonly mode: 'worker' | 'in-thread';
   readonly runner: 'host' | 'pool';
   readonly short: boolean;
@@ -135,6 +144,7 @@ export function buildReport(args: {
   readonly durationMs: number;
 }): BenchReport {
   const { config, instances, walls } = args;
+  const first = instances[0];
   const patterns: PatternTotals[] = config.patterns.map((pattern) => {
     const recs = instances.flatMap((i) => i.patterns.filter((p) => p.pattern === pattern));
     const counters = sumCounters(recs.map((r) => r.counters));
@@ -175,6 +185,10 @@ export function buildReport(args: {
       patterns: [...config.patterns],
       translationsPerPattern: config.translations,
       mapBytes: config.mapBytes,
+      pageSize: config.pageSize,
+      ioPageSize: first?.map.ioPageSize ?? null,
+      iotlbEntries: config.iotlbEntries,
+      steps: first !== undefined ? patternSteps(config.seqStep, first.map.ioPageSize, first.pageSizes[0]) : null,
       mode: config.mode,
       runner: config.runner,
       short: config.short,

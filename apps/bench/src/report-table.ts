@@ -144,10 +144,12 @@ export function summaryLine(report: BenchReport): string {
   const c = report.config;
   const b = c.backend;
   const name = b.version !== null ? `${b.id} ${b.version}` : b.id;
+  const pages = c.ioPageSize !== null ? ` in ${formatBytes(c.ioPageSize)} pages` : '';
+  const iotlb = c.iotlbEntries !== null ? `${formatCount(c.iotlbEntries)} IOTLB entries` : 'default IOTLB';
   return (
     `iommulab-bench: ${name}, ${c.instances} instance${c.instances === 1 ? '' : 's'} (${c.mode}, ${c.runner} runner), ` +
-    `${formatBytes(c.mapBytes)} mapped each, ${formatCount(c.translationsPerPattern)} translations per pattern, ` +
-    `${formatMs(report.durationMs)}`
+    `${formatBytes(c.mapBytes)} mapped each${pages}, ${iotlb}, ` +
+    `${formatCount(c.translationsPerPattern)} translations per pattern, ${formatMs(report.durationMs)}`
   );
 }
 

@@ -14,9 +14,10 @@ import {
   type PagingDomain,
 } from '@iommulab/driver-api';
 import type { WorkloadSpec } from '@iommulab/runtime';
-import type { Pattern } from './args.js';
+import { resolvePageSize, type PageSizeChoice, type Pattern } from './args.js';
 import { countersFromStats, diffCounters, hitRate, sumCounters, type Counters } from './counters.js';
-import { mappingAlignment, planMapping } from './map-plan.js';
+import { mappingAlignment, pageSizesUpTo, planMapping } from './map-plan.js';
+import { STRIDE_PAGES, patternSteps } from './pattern-steps.js';
 import type {
   InstanceRecord,
   InvalidationRecord,
@@ -34,6 +35,10 @@ export interface InstancePlan {
   /** Requester id of the benchmark device. */
   readonly rid: number;
   readonly mapBytes: number;
+  /** IO page size of the mapping (resolved against the domain's page sizes). */
+  readonly pageSize: PageSizeChoice;
+  /** Bytes between accesses of the sequential pattern. */
+  readonly seqStep: number;
   readonly patterns: readonly Pattern[];
   /** Translations per pattern. */
   readonly translations: number;
@@ -50,8 +55,10 @@ export interface MappedInstance {
   readonly device: IommuDevice;
   readonly domain: PagingDomain;
   readonly chunks: readonly MapChunk[];
-  /** Smallest page size of the domain: the step of sequential and random traffic. */
+  /** Smallest page size of the domain: the unit of the strided pattern and the port phase. */
   readonly minPage: number;
+  /** The IO page size the mapping was asked to use: the granule of random traffic. */
+  readonly ioPageSize: number;
   readonly map: MapRecord;
 }
 
@@ -59,8 +66,7 @@ export interface MappedInstance {
 export const BENCH_RID = 1;
 /** Protection of the benchmark mapping. */
 export const BENCH_PROT = Prot.READ | Prot.WRITE;
-/** Strided traffic moves this many smallest pages per access. */
-export const STRIDE_PAGES = 17;
+export { STRIDE_PAGES, patternSteps, type PatternSteps } from './pattern-steps.js';
 
 const FRAME = 4096;
 
@@ -113,7 +119,11 @@ function allocBacking(stack: BackendStack, bytes: number, pageSizes: readonly nu
 
 /**
  * Probes a device, allocates a paging domain, attaches it, allocates contiguous PhysMem frames and
- * maps `plan.mapBytes` of IOVA with the largest page sizes alignment allows.
+ * maps `plan.mapBytes` of IOVA with pages of `plan.pageSize` (smaller ones only where alignment
+ * forces them). The IOVA and PA are aligned as for the largest page size whatever the choice, so
+ * runs with different page sizes map the same layout.
+ *
+ * @throws ArgsError when the domain does not offer `plan.pageSize`
  */
 export async function mapInstance(stack: BackendStack, plan: InstancePlan): Promise<MappedInstance> {
   const t0 = performance.now();
@@ -123,9 +133,10 @@ export async function mapInstance(stack: BackendStack, plan: InstancePlan): Prom
   const setupMs = performance.now() - t0;
   const pageSizes = [...domain.pageSizes].sort((a, b) => a - b);
   const minPage = pageSizes[0];
+  const ioPageSize = resolvePageSize(plan.pageSize, pageSizes, `the ${stack.plugin.id} domain`);
   const { pa, align } = allocBacking(stack, plan.mapBytes, pageSizes);
   const iova = chooseIovaBase(domain.aperture, stack.driver.reservedRegions(device), plan.mapBytes, align);
-  const chunks = planMapping(iova, pa, plan.mapBytes, pageSizes);
+  const chunks = planMapping(iova, pa, plan.mapBytes, pageSizesUpTo(pageSizes, ioPageSize));
   const t1 = performance.now();
   for (const c of chunks) domain.mapPages(c.iova, c.pa, c.pageSize, c.count, BENCH_PROT);
   await domain.iotlbSyncMap(iova, plan.mapBytes);
@@ -145,10 +156,12 @@ export async function mapInstance(stack: BackendStack, plan: InstancePlan): Prom
     domain,
     chunks,
     minPage,
+    ioPageSize,
     map: {
       iova,
       pa,
       bytes: plan.mapBytes,
+      ioPageSize,
       pages,
       pageSize: largest,
       pagesBySize,
@@ -160,19 +173,23 @@ export async function mapInstance(stack: BackendStack, plan: InstancePlan): Prom
 }
 
 /**
- * The workload of one pattern over the whole mapping: sequential walks it in smallest-page steps,
- * random picks smallest pages uniformly (seeded), strided jumps {@link STRIDE_PAGES} pages.
+ * The workload of one pattern over the whole mapping (see {@link patternSteps}): sequential walks
+ * it in `plan.seqStep` steps, random picks IO pages uniformly (seeded) and accesses the middle of
+ * each, strided jumps {@link STRIDE_PAGES} smallest pages. Sequential and strided wrap around.
  */
 export function patternSpec(m: MappedInstance, pattern: Pattern, count: number = m.plan.translations): WorkloadSpec {
-  const step = pattern === 'strided' ? STRIDE_PAGES * m.minPage : m.minPage;
+  const steps = patternSteps(m.plan.seqStep, m.ioPageSize, m.minPage);
+  // Random: granule k is accessed at iova + k * step + randomOffset. The workload draws from
+  // floor(length / step) granules, so the range stays length long and ends inside the mapping.
+  const random = pattern === 'random';
   return {
     pattern,
     rid: m.plan.rid,
-    iovaBase: m.map.iova,
+    iovaBase: m.map.iova + (random ? steps.randomOffset : 0),
     length: m.map.bytes,
-    step,
+    step: steps[pattern],
     count,
-    seed: pattern === 'random' ? m.plan.seed : undefined,
+    seed: random ? m.plan.seed : undefined,
   };
 }
 

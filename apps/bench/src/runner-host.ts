@@ -40,6 +40,8 @@ export function instancePlans(config: BenchConfig, backendId: string): InstanceP
     id: `${backendId}-${index}`,
     rid: BENCH_RID,
     mapBytes: config.mapBytes,
+    pageSize: config.pageSize,
+    seqStep: config.seqStep,
     patterns: [...config.patterns],
     translations: config.translations,
     portTranslations: config.portTranslations,
@@ -100,8 +102,22 @@ function startPoller(
   return () => clearInterval(timer);
 }
 
-async function openAll(url: string, plans: readonly InstancePlan[], mode: BenchConfig['mode'], mem: PhysMem) {
-  const settled = await Promise.allSettled(plans.map((p) => openBackend(url, { mode, mem, id: p.id })));
+/**
+ * The backend options of a run: `iotlbEntries` when `--iotlb-entries` was given, else none (the
+ * backend's defaults).
+ */
+export function backendOptions(config: Pick<BenchConfig, 'iotlbEntries'>): Record<string, unknown> {
+  return config.iotlbEntries !== null ? { iotlbEntries: config.iotlbEntries } : {};
+}
+
+async function openAll(
+  url: string,
+  plans: readonly InstancePlan[],
+  mode: BenchConfig['mode'],
+  mem: PhysMem,
+  options: Record<string, unknown>,
+) {
+  const settled = await Promise.allSettled(plans.map((p) => openBackend(url, { mode, mem, id: p.id, options })));
   const stacks = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed !== undefined) {
@@ -140,7 +156,7 @@ export async function runHost(
     lastDone: 0,
     lastAt: 0,
   }));
-  const stacks = await openAll(backend.url, plans, config.mode, mem);
+  const stacks = await openAll(backend.url, plans, config.mode, mem, backendOptions(config));
   const title = `iommulab-bench: ${plugin.id}, ${config.instances} instance${config.instances === 1 ? '' : 's'} (${config.mode})`;
   const stopPoller = startPoller(title, stacks, live, reporter, t0);
   try {

@@ -21,7 +21,7 @@ import {
 import type { InstanceRecord } from './records.js';
 import { buildReport, environmentInfo, type BenchReport } from './report-json.js';
 import type { ResolvedBackend } from './resolve-backend.js';
-import { instancePlans } from './runner-host.js';
+import { backendOptions, instancePlans } from './runner-host.js';
 
 /**
  * The job module next to this one: `job.js` when running built, `job.ts` from source (the pool
@@ -63,7 +63,7 @@ export async function runPool(
   try {
     const instances = await Promise.all(
       plans.map(async (plan, i) => {
-        const r = await pool.run({ backendUrl: backend.url, memBytes, plan });
+        const r = await pool.run({ backendUrl: backend.url, memBytes, options: backendOptions(config), plan });
         state[i] = { ...state[i], phase: 'done' };
         reporter.phaseDone(mapLine(r.id, r.map));
         for (const p of r.patterns) reporter.phaseDone(patternLine(r.id, p));

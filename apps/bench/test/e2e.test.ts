@@ -1,21 +1,26 @@
 /**
  * Small end-to-end runs against the real mock backend. Counts are tiny and every assertion follows
- * from the pattern and the mock's documented IOTLB (4096 entries by default, 1 MiB leaves cached
- * as the 2 KiB IO pages used, no eviction between consecutive pages of one domain): no timing.
+ * from the pattern and the mock's documented IOTLB: no timing.
+ *
+ * The mock IOTLB caches 2 KiB IO pages in a direct-mapped array of iotlbEntries (default 4096),
+ * indexed by (page ^ hash(domain)) & (entries - 1), and 1 MiB leaves whole in a second array of
+ * entries / 16. A mapping of at most `entries` consecutive IO pages therefore never evicts
+ * itself: on a fresh IOTLB that is large enough, a pattern misses (and walks) exactly once per
+ * distinct IO page (or 1 MiB leaf) it is first to touch, and hits on every other access.
  */
 import { describe, expect, it } from 'vitest';
-import type { BenchConfig } from '../src/args.js';
+import { DEFAULT_SEQ_STEP, type BenchConfig } from '../src/args.js';
 import { plainProgress } from '../src/progress.js';
 import type { BenchReport } from '../src/report-json.js';
 import { resolveBackend } from '../src/resolve-backend.js';
-import { runHost } from '../src/runner-host.js';
+import { instancePlans, runHost } from '../src/runner-host.js';
 import { runPool } from '../src/runner-pool.js';
 
 const MiB = 1024 * 1024;
 const IO_PAGE = 2048;
 const MAP = 2 * MiB;
-const HUGE_PAGES = MAP / MiB; // 2 distinct 1 MiB leaves, each cached whole by the mock IOTLB
 const N = 4096;
+const STRIDE = 17 * IO_PAGE;
 
 function cfg(over: Partial<BenchConfig> = {}): BenchConfig {
   return {
@@ -24,6 +29,9 @@ function cfg(over: Partial<BenchConfig> = {}): BenchConfig {
     patterns: ['sequential', 'random', 'strided'],
     translations: N,
     mapBytes: MAP,
+    pageSize: 'smallest',
+    iotlbEntries: null,
+    seqStep: DEFAULT_SEQ_STEP,
     mode: 'in-thread',
     runner: 'host',
     short: true,
@@ -34,37 +42,105 @@ function cfg(over: Partial<BenchConfig> = {}): BenchConfig {
   };
 }
 
+/** Byte offsets (from the mapping's start) of a linear pattern, as the workload generates them. */
+function linearOffsets(step: number, length: number, count: number): number[] {
+  const out: number[] = [];
+  let offset = 0;
+  for (let i = 0; i < count; i++) {
+    out.push(offset);
+    offset += step;
+    if (offset >= length) offset %= length;
+  }
+  return out;
+}
+
+/** Byte offsets of the random pattern: xorshift32 over floor(length / granule) granules, mid-granule. */
+function randomOffsets(seed: number, granule: number, length: number, count: number): number[] {
+  const granules = Math.floor(length / granule);
+  let rng = seed | 0;
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    rng ^= rng << 13;
+    rng ^= rng >>> 17;
+    rng ^= rng << 5;
+    out.push(((rng >>> 0) % granules) * granule + granule / 2);
+  }
+  return out;
+}
+
+/**
+ * Misses of each pattern in turn on a fresh IOTLB that never evicts: the distinct cache units
+ * (IO pages or 1 MiB leaves, `unit` bytes) a pattern touches that no earlier pattern touched.
+ */
+function expectedMisses(patterns: readonly number[][], unit: number): number[] {
+  const cached = new Set<number>();
+  return patterns.map((offsets) => {
+    let misses = 0;
+    for (const o of offsets) {
+      const u = Math.floor(o / unit);
+      if (!cached.has(u)) {
+        cached.add(u);
+        misses++;
+      }
+    }
+    return misses;
+  });
+}
+
 function checkReport(report: BenchReport, config: BenchConfig, crossThread: boolean): void {
   expect(report.instances).toHaveLength(config.instances);
+  expect(report.config).toMatchObject({
+    pageSize: 'smallest',
+    ioPageSize: IO_PAGE,
+    iotlbEntries: null,
+    steps: { sequential: 256, random: IO_PAGE, randomOffset: IO_PAGE / 2, strided: STRIDE },
+  });
+  const seeds = instancePlans(config, 'mock').map((p) => p.seed);
   for (const inst of report.instances) {
-    // Mapping: 2 MiB as two 1 MiB pages.
+    // Mapping: 2 MiB as 1024 pages of 2 KiB, still placed and backed 1 MiB-aligned.
     expect(inst.pageSizes).toEqual([IO_PAGE, MiB]);
-    expect(inst.map).toMatchObject({ bytes: MAP, pages: 2, pageSize: MiB, pagesBySize: { [MiB]: 2 } });
+    expect(inst.map).toMatchObject({
+      bytes: MAP,
+      ioPageSize: IO_PAGE,
+      pages: MAP / IO_PAGE,
+      pageSize: IO_PAGE,
+      pagesBySize: { [IO_PAGE]: MAP / IO_PAGE },
+    });
     expect(inst.map.iova % MiB).toBe(0);
     expect(inst.map.pa % MiB).toBe(0);
 
     const [seq, rnd, str] = inst.patterns;
     expect(inst.patterns.map((p) => p.pattern)).toEqual(['sequential', 'random', 'strided']);
+    expect([seq.step, rnd.step, str.step]).toEqual([256, IO_PAGE, STRIDE]);
     for (const p of inst.patterns) {
       expect(p.translations).toBe(N);
       expect(p.faults).toBe(0);
       expect(p.counters.translations).toBe(N);
       expect(p.counters.faults).toBe(0);
-      expect(p.counters.iotlbHits + p.counters.iotlbMisses).toBe(N);
     }
-    // Sequential over a fresh IOTLB: one miss (and walk) per distinct 1 MiB leaf, then hits.
-    expect(seq.step).toBe(IO_PAGE);
-    expect(seq.counters.iotlbMisses).toBe(HUGE_PAGES);
-    expect(seq.counters.walks).toBe(HUGE_PAGES);
-    // Every page is now cached: random and strided over the same range never miss.
-    expect(rnd.counters.iotlbMisses).toBe(0);
-    expect(str.step).toBe(17 * IO_PAGE);
-    expect(str.counters.iotlbMisses).toBe(0);
+    // Sequential, 256 B steps: N * 256 = 1 MiB = the first 512 IO pages, 8 accesses each: the
+    // first access of each page misses (and walks), the other 7 hit.
+    const seqOffsets = linearOffsets(256, MAP, N);
+    const rndOffsets = randomOffsets(seeds[inst.index], IO_PAGE, MAP, N);
+    const strOffsets = linearOffsets(STRIDE, MAP, N);
+    const misses = expectedMisses([seqOffsets, rndOffsets, strOffsets], IO_PAGE);
+    expect(misses[0]).toBe(512);
+    // Random and strided miss exactly on the IO pages nothing touched before them; the stride
+    // (17 pages, coprime with 1024) covers every page, so after it all 1024 pages are cached.
+    expect(misses[0] + misses[1] + misses[2]).toBe(MAP / IO_PAGE);
+    expect(misses[1]).toBeGreaterThan(0);
+    expect(misses[2]).toBeGreaterThan(0);
+    for (const [i, p] of [seq, rnd, str].entries()) {
+      expect(p.counters.iotlbMisses, p.pattern).toBe(misses[i]);
+      expect(p.counters.walks, p.pattern).toBe(misses[i]);
+      expect(p.counters.iotlbHits, p.pattern).toBe(N - misses[i]);
+    }
 
-    // Invalidation: the second 1 MiB page is unmapped + synced; every access to it faults.
+    // Invalidation: 1/8 of the 1024 pages (128 x 2 KiB from the middle) is unmapped + synced;
+    // every access to it faults.
     const inv = inst.invalidation;
-    const slicePages = MiB / IO_PAGE;
-    expect(inv).toMatchObject({ bytes: MiB, pageSize: MiB, iova: inst.map.iova + MiB });
+    const slicePages = 128;
+    expect(inv).toMatchObject({ bytes: slicePages * IO_PAGE, pageSize: IO_PAGE, iova: inst.map.iova + MiB });
     expect(inv.warm).toEqual({ translations: slicePages, faults: 0 });
     expect(inv.unmapped).toEqual({ translations: slicePages, faults: slicePages });
     expect(inv.remapped).toEqual({ translations: slicePages, faults: 0 });
@@ -77,7 +153,7 @@ function checkReport(report: BenchReport, config: BenchConfig, crossThread: bool
     expect(inst.totals.translations).toBe(3 * N + 3 * slicePages);
     expect(inst.totals.counters.faults).toBe(slicePages);
   }
-  expect(report.totals.translations).toBe(config.instances * (3 * N + 3 * (MiB / IO_PAGE)));
+  expect(report.totals.translations).toBe(config.instances * (3 * N + 3 * 128));
   expect(report.totals.hitRate).not.toBeNull();
   const hr = report.totals.hitRate ?? -1;
   expect(hr).toBeGreaterThan(0);
@@ -96,7 +172,7 @@ describe('end to end (mock backend, tiny counts)', () => {
     expect(report.config.mode).toBe('in-thread');
     // one line per finished phase: map + 3 patterns + invalidation + port, per instance
     expect(lines).toHaveLength(2 * 6);
-    expect(lines[0]).toMatch(/^\[mock-0\] map: 2 MiB as 2 x 1 MiB pages in /);
+    expect(lines[0]).toMatch(/^\[mock-0\] map: 2 MiB as 1,024 x 2 KiB pages in /);
   });
 
   it('host runner, worker instances (cross-thread device port)', async () => {
@@ -113,4 +189,63 @@ describe('end to end (mock backend, tiny counts)', () => {
     expect(report.rateBasis).toBe('sum');
     expect(report.config.poolThreads).toBeGreaterThanOrEqual(1);
   });
+
+  it('--page-size largest: 1 MiB leaves, one miss per distinct leaf touched', async () => {
+    const config = cfg({ pageSize: 'largest', instances: 1 });
+    const report = await runHost(config, backend, plainProgress(() => {}));
+    expect(report.config).toMatchObject({
+      pageSize: 'largest',
+      ioPageSize: MiB,
+      steps: { sequential: 256, random: MiB, randomOffset: MiB / 2, strided: STRIDE },
+    });
+    const inst = report.instances[0];
+    expect(inst.map).toMatchObject({ bytes: MAP, ioPageSize: MiB, pages: 2, pageSize: MiB, pagesBySize: { [MiB]: 2 } });
+    const [seq, rnd, str] = inst.patterns;
+    expect([seq.step, rnd.step, str.step]).toEqual([256, MiB, STRIDE]);
+    const seed = instancePlans(config, 'mock')[0].seed;
+    const misses = expectedMisses(
+      [linearOffsets(256, MAP, N), randomOffsets(seed, MiB, MAP, N), linearOffsets(STRIDE, MAP, N)],
+      MiB,
+    );
+    // Sequential covers only the first leaf (N * 256 B = 1 MiB); random finds the second.
+    expect(misses).toEqual([1, 1, 0]);
+    for (const [i, p] of [seq, rnd, str].entries()) {
+      expect(p.faults).toBe(0);
+      expect(p.counters.iotlbMisses, p.pattern).toBe(misses[i]);
+      expect(p.counters.walks, p.pattern).toBe(misses[i]);
+      expect(p.counters.iotlbHits, p.pattern).toBe(N - misses[i]);
+    }
+    // The invalidation slice is then the second 1 MiB leaf.
+    expect(inst.invalidation).toMatchObject({ bytes: MiB, pageSize: MiB, iova: inst.map.iova + MiB });
+    expect(inst.invalidation.unmapped).toEqual({ translations: MiB / IO_PAGE, faults: MiB / IO_PAGE });
+    expect(inst.invalidation.remapped).toEqual({ translations: MiB / IO_PAGE, faults: 0 });
+  });
+
+  it('--seq-step sets the sequential step; with whole-page steps every access is a new page', async () => {
+    const config = cfg({ seqStep: IO_PAGE, instances: 1, patterns: ['sequential'] });
+    const report = await runHost(config, backend, plainProgress(() => {}));
+    expect(report.config.steps?.sequential).toBe(IO_PAGE);
+    const [seq] = report.instances[0].patterns;
+    // 4096 accesses = 4 passes over 1024 pages: the first pass misses, the next three hit.
+    expect(seq.step).toBe(IO_PAGE);
+    expect(seq.counters).toMatchObject({ iotlbMisses: 1024, walks: 1024, iotlbHits: N - 1024 });
+  });
+
+  for (const runner of ['host', 'pool'] as const) {
+    it(`passes --iotlb-entries to the backend (${runner} runner): 256 entries thrash over 1024 pages`, async () => {
+      const config = cfg({
+        iotlbEntries: 256,
+        seqStep: IO_PAGE,
+        instances: 1,
+        patterns: ['sequential'],
+        runner,
+        mode: runner === 'host' ? 'worker' : 'in-thread',
+      });
+      const report = await (runner === 'host' ? runHost : runPool)(config, backend, plainProgress(() => {}));
+      expect(report.config.iotlbEntries).toBe(256);
+      const [seq] = report.instances[0].patterns;
+      // Each pass over 1024 pages evicts every page (4 pages per slot) before it comes back.
+      expect(seq.counters).toMatchObject({ iotlbMisses: N, walks: N, iotlbHits: 0 });
+    });
+  }
 });

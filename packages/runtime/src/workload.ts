@@ -16,7 +16,7 @@ export interface WorkloadSpec {
    *   usually the page size);
    * - `'strided'`: the same formula with an arbitrary stride `step`;
    * - `'random'`: xorshift32 over the `floor(length / step)` granules (pages) of the range,
-   *   `iovaBase + (rand mod granules) * step`.
+   *   `iovaBase + floor(rand * granules / 2^32) * step`.
    */
   pattern: 'sequential' | 'random' | 'strided';
   /** Requester id of every request. */
