@@ -1,6 +1,7 @@
 import {
   InstanceHost,
   PhysMem,
+  resolveBackendSpecifier,
   type DevicePort,
   type InstanceMode,
 } from '@iommulab/runtime';
@@ -21,6 +22,11 @@ export interface OpenBackendOptions {
   readonly options?: Record<string, unknown>;
   /** Bound for every wait on the hardware and every control call, in ms (default 10000). */
   readonly timeoutMs?: number;
+  /**
+   * Where a bare package specifier is resolved from: pass your module's `import.meta.url` (or a
+   * directory). Default: the working directory, then the runtime's own location.
+   */
+  readonly resolveFrom?: string | URL;
 }
 
 /** A running backend: hardware instance, its probed driver, and the device port. */
@@ -43,6 +49,7 @@ let stackCounter = 0;
  * and probes its driver on this thread: the whole bring-up a host does for one IOMMU.
  */
 export async function openBackend(specifier: string, opts: OpenBackendOptions = {}): Promise<BackendStack> {
+  specifier = resolveBackendSpecifier(specifier, opts.resolveFrom);
   const plugin = await loadBackend(specifier);
   const id = opts.id ?? `${plugin.id}-${++stackCounter}`;
   const mem = opts.mem ?? PhysMem.create(opts.memBytes ?? 64 * 1024 * 1024);

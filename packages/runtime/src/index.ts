@@ -43,3 +43,4 @@ export { type ControlApi } from './control-api.js';
 export { InstanceHost, type InstanceMode, type InstanceOptions } from './instance-host.js';
 export { InstanceGroup } from './instance-group.js';
 export { createJobPool, type JobPool, type JobPoolOptions } from './job-pool.js';
+export { resolveBackendSpecifier, resolvePackageEsm, activeConditions } from './resolve-specifier.js';

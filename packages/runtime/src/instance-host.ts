@@ -19,6 +19,7 @@ import type { HostedBackend, HostedHardware } from './hosted.js';
 import type { InstanceWorkerData, InstanceWorkerHello } from './instance-worker.js';
 import { PhysMem } from './phys-mem.js';
 import { RegisterFile } from './register-file.js';
+import { resolveBackendSpecifier } from './resolve-specifier.js';
 import type { WorkloadResult, WorkloadSpec } from './workload.js';
 
 /** Where an instance runs. */
@@ -28,8 +29,14 @@ export type InstanceMode = 'in-thread' | 'worker';
 export interface InstanceOptions {
   /** Instance id (named in every error about the instance). */
   id: string;
-  /** Backend module specifier or file URL; resolved by the instance thread's `import()`. */
+  /**
+   * Backend module specifier: a file URL, an absolute path, or a package name. A package name is
+   * resolved on this thread from `resolveFrom` (see {@link resolveBackendSpecifier}) so the worker
+   * can import it even where it cannot see the user's dependencies.
+   */
   backend: string;
+  /** Where bare backend specifiers are resolved from: the caller's `import.meta.url` or a directory (default: the working directory). */
+  resolveFrom?: string | URL;
   /** Default `'worker'`. */
   mode?: InstanceMode;
   /** Host physical memory (shared with the worker). */
@@ -191,6 +198,7 @@ export class InstanceHost {
     if (!(callTimeoutMs > 0)) bad(`callTimeoutMs must be > 0, got ${String(callTimeoutMs)}`);
     const startTimeoutMs = o.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     if (!(startTimeoutMs > 0)) bad(`startTimeoutMs must be > 0, got ${String(startTimeoutMs)}`);
+    o = { ...o, backend: resolveBackendSpecifier(o.backend, o.resolveFrom) };
     return mode === 'in-thread' ? InstanceHost.#startInThread(o, id, callTimeoutMs) : InstanceHost.#startWorker(o, id, callTimeoutMs, startTimeoutMs);
   }
 

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+
+// Every README example runs, and prints what its README says it prints.
+async function run(mod: { main: (log: (...a: unknown[]) => void) => Promise<void> }): Promise<string[]> {
+  const lines: string[] = [];
+  await mod.main((...a) => lines.push(a.map(String).join(' ')));
+  return lines;
+}
+
+describe('README examples', () => {
+  it('@iommulab/runtime', async () => {
+    expect(await run(await import('../src/runtime-quick-start.js'))).toEqual(['123456789abc', '2', 'mock 0']);
+  });
+
+  it('@iommulab/driver-api', async () => {
+    expect(await run(await import('../src/driver-api-quick-start.js'))).toEqual(['true true', 'false']);
+  });
+
+  it('@iommulab/hw-mock', async () => {
+    expect(await run(await import('../src/hw-mock-quick-start.js'))).toEqual([
+      '8 true',
+      'true',
+      'true',
+      '{"translations":4,"hits":1,"misses":3,"walks":3,"faults":2}',
+    ]);
+  });
+});
