@@ -5,8 +5,11 @@ import {
   DEFAULT_PORT_TRANSLATIONS,
   DEFAULT_TRANSLATIONS,
   parseArgs,
+  parseBytes,
   parseCount,
+  parsePageSize,
   parsePatterns,
+  resolvePageSize,
   SHORT_PRESET,
   type BenchConfig,
 } from '../src/args.js';
@@ -35,6 +38,9 @@ describe('parseArgs', () => {
       patterns: ['sequential', 'random', 'strided'],
       translations: DEFAULT_TRANSLATIONS,
       mapBytes: 32 * 1024 * 1024,
+      pageSize: 'smallest',
+      iotlbEntries: null,
+      seqStep: 256,
       mode: 'worker',
       runner: 'host',
       short: false,
@@ -55,6 +61,11 @@ describe('parseArgs', () => {
         '--translations',
         '2_500_000',
         '--map-mb=64',
+        '--page-size',
+        '1m',
+        '--iotlb-entries=65536',
+        '--seq-step',
+        '512',
         '--mode',
         'in-thread',
         '--json',
@@ -66,6 +77,9 @@ describe('parseArgs', () => {
       patterns: ['strided', 'sequential'],
       translations: 2_500_000,
       mapBytes: 64 * 1024 * 1024,
+      pageSize: 1024 * 1024,
+      iotlbEntries: 65_536,
+      seqStep: 512,
       mode: 'in-thread',
       runner: 'host',
       short: false,
@@ -73,6 +87,35 @@ describe('parseArgs', () => {
       portBatch: DEFAULT_PORT_BATCH,
       jsonFile: 'out.json',
     });
+  });
+
+  it('parses --page-size, --iotlb-entries and --seq-step values exactly', () => {
+    const ps = (v: string) => config(['--page-size', v]).pageSize;
+    expect([ps('smallest'), ps('largest'), ps('LARGEST'), ps('2048'), ps('2k'), ps('2KiB'), ps('1m'), ps('1MB')]).toEqual([
+      'smallest',
+      'largest',
+      'largest',
+      2048,
+      2048,
+      2048,
+      1024 * 1024,
+      1024 * 1024,
+    ]);
+    const ie = (v: string) => config(['--iotlb-entries', v]).iotlbEntries;
+    expect([ie('1'), ie('4096'), ie('65536'), ie('64k'), ie('1m'), ie('1_048_576')]).toEqual([
+      1,
+      4096,
+      65_536,
+      65_536,
+      1_048_576,
+      1_048_576,
+    ]);
+    const st = (...v: string[]) => config(['--seq-step', ...v]).seqStep;
+    expect([st('1'), st('256'), st('2k'), st('32m')]).toEqual([1, 256, 2048, 32 * 1024 * 1024]);
+    expect(config(['--map-mb', '1', '--seq-step', '1m']).seqStep).toBe(1024 * 1024);
+    // --short keeps these defaults
+    const s = config(['--short']);
+    expect([s.pageSize, s.iotlbEntries, s.seqStep]).toEqual(['smallest', null, 256]);
   });
 
   it('uses the default JSON file for a bare --json, also before another option', () => {
@@ -126,6 +169,19 @@ describe('parseArgs', () => {
       [['--instances', '2', '--instances', '3'], '--instances was given more than once'],
       [['--runner', 'pool', '--mode', 'worker'], '--runner pool builds each instance in-thread inside its pool thread; drop --mode worker'],
       [['--instances', '200', '--map-mb', '1024'], '--instances 200 x --map-mb 1024 = 204800 MiB of shared PhysMem; the limit is 3072 MiB'],
+      [['--page-size', 'huge'], "--page-size must be a byte size (e.g. 2048, 2k, 1m), smallest or largest, got 'huge'"],
+      [['--page-size', '0'], "--page-size must be a byte size (e.g. 2048, 2k, 1m), smallest or largest, got '0'"],
+      [['--page-size', '1.5k'], "--page-size must be a byte size (e.g. 2048, 2k, 1m), smallest or largest, got '1.5k'"],
+      [['--page-size'], '--page-size needs a value'],
+      [['--iotlb-entries', '1000'], "--iotlb-entries must be a power of two between 1 and 1,048,576, got '1000'"],
+      [['--iotlb-entries', '0'], "--iotlb-entries must be a power of two between 1 and 1,048,576, got '0'"],
+      [['--iotlb-entries', '2m'], "--iotlb-entries must be a power of two between 1 and 1,048,576, got '2m'"],
+      [['--iotlb-entries', 'lots'], "--iotlb-entries must be a power of two between 1 and 1,048,576, got 'lots'"],
+      [['--seq-step', '0'], '--seq-step must be between 1 and the mapped 33,554,432 bytes, got 0'],
+      [['--seq-step', '-256'], "--seq-step must be a byte size (e.g. 256, 2k), got '-256'"],
+      [['--seq-step', 'x'], "--seq-step must be a byte size (e.g. 256, 2k), got 'x'"],
+      [['--map-mb', '1', '--seq-step', '2m'], '--seq-step must be between 1 and the mapped 1,048,576 bytes, got 2097152'],
+      [['--seq-step', '256', '--seq-step', '512'], '--seq-step was given more than once'],
     ];
     for (const [argv, message] of cases) {
       const e = error(argv);
@@ -146,6 +202,53 @@ describe('parseCount', () => {
   });
   it('returns NaN for anything else', () => {
     for (const s of ['', 'x', '1.5', '-1', '1e6', '1__0', '0x10']) expect(parseCount(s), s).toBeNaN();
+  });
+});
+
+describe('parseBytes', () => {
+  it('accepts binary k/m/g suffixes with an optional iB or B', () => {
+    expect(['256', '2_048', '2k', '2K', '2KiB', '2kb', '1m', '1MiB', '1g', '512B'].map(parseBytes)).toEqual([
+      256,
+      2048,
+      2048,
+      2048,
+      2048,
+      2048,
+      1024 * 1024,
+      1024 * 1024,
+      1024 ** 3,
+      512,
+    ]);
+  });
+  it('returns NaN for anything else', () => {
+    for (const s of ['', 'k', '1.5k', '-1', '1e6', '2kk', '0x10', '2 k']) expect(parseBytes(s), s).toBeNaN();
+  });
+});
+
+describe('page sizes', () => {
+  const MOCK = [1024 * 1024, 2048];
+  it('parses a choice', () => {
+    expect(parsePageSize('Smallest')).toBe('smallest');
+    expect(parsePageSize('4k')).toBe(4096);
+  });
+  it('resolves a choice against the backend page sizes', () => {
+    expect(resolvePageSize('smallest', MOCK)).toBe(2048);
+    expect(resolvePageSize('largest', MOCK)).toBe(1024 * 1024);
+    expect(resolvePageSize(2048, MOCK)).toBe(2048);
+    expect(resolvePageSize(1024 * 1024, MOCK)).toBe(1024 * 1024);
+  });
+  it('names the allowed sizes for a size the backend lacks (exit code 2)', () => {
+    let err: unknown;
+    try {
+      resolvePageSize(4096, MOCK, 'backend mock');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ArgsError);
+    expect((err as ArgsError).exitCode).toBe(2);
+    expect((err as ArgsError).message).toBe(
+      '--page-size 4096 (4 KiB) is not a page size of backend mock; allowed: 2048 (2 KiB), 1048576 (1 MiB), smallest, largest',
+    );
   });
 });
 

@@ -27,6 +27,21 @@ describe('main', () => {
     );
   });
 
+  it('exits 2 naming the allowed sizes for a --page-size the backend does not have', async () => {
+    const s = io();
+    expect(await main(['--page-size', '4k'], s)).toBe(2);
+    expect(s.err.join('')).toBe(
+      'iommulab-bench: --page-size 4096 (4 KiB) is not a page size of backend mock; allowed: 2048 (2 KiB), 1048576 (1 MiB), smallest, largest\n',
+    );
+    expect(s.out.join('')).toBe('');
+  });
+
+  it('exits 2 for a bad --iotlb-entries', async () => {
+    const s = io();
+    expect(await main(['--iotlb-entries', '3000'], s)).toBe(2);
+    expect(s.err.join('')).toMatch(/^iommulab-bench: --iotlb-entries must be a power of two between 1 and 1,048,576, got '3000'\n/);
+  });
+
   it('exits 2 for a backend that cannot be found', async () => {
     const s = io();
     expect(await main(['--backend', 'no-such-backend-xyz'], s)).toBe(2);

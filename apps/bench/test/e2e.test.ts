@@ -9,12 +9,15 @@
  * distinct IO page (or 1 MiB leaf) it is first to touch, and hits on every other access.
  */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SEQ_STEP, type BenchConfig } from '../src/args.js';
+import { runWorkloadSync } from '@iommulab/runtime';
+import { DEFAULT_SEQ_STEP, type BenchConfig, type Pattern } from '../src/args.js';
 import { plainProgress } from '../src/progress.js';
+import type { InstanceRecord } from '../src/records.js';
 import type { BenchReport } from '../src/report-json.js';
 import { resolveBackend } from '../src/resolve-backend.js';
 import { instancePlans, runHost } from '../src/runner-host.js';
 import { runPool } from '../src/runner-pool.js';
+import { patternSpec, type MappedInstance } from '../src/run-instance.js';
 
 const MiB = 1024 * 1024;
 const IO_PAGE = 2048;
@@ -42,29 +45,26 @@ function cfg(over: Partial<BenchConfig> = {}): BenchConfig {
   };
 }
 
-/** Byte offsets (from the mapping's start) of a linear pattern, as the workload generates them. */
-function linearOffsets(step: number, length: number, count: number): number[] {
+/**
+ * Byte offsets (from the mapping's start) of every access a pattern makes in an instance: the
+ * bench's own workload spec replayed through the runtime's generator against a recording device.
+ */
+function offsetsOf(config: BenchConfig, inst: InstanceRecord, pattern: Pattern): number[] {
+  const plan = instancePlans(config, 'mock')[inst.index];
+  const m = { plan, map: inst.map, ioPageSize: inst.map.ioPageSize, minPage: inst.pageSizes[0] } as unknown as MappedInstance;
   const out: number[] = [];
-  let offset = 0;
-  for (let i = 0; i < count; i++) {
-    out.push(offset);
-    offset += step;
-    if (offset >= length) offset %= length;
-  }
-  return out;
-}
-
-/** Byte offsets of the random pattern: xorshift32 over floor(length / granule) granules, mid-granule. */
-function randomOffsets(seed: number, granule: number, length: number, count: number): number[] {
-  const granules = Math.floor(length / granule);
-  let rng = seed | 0;
-  const out: number[] = [];
-  for (let i = 0; i < count; i++) {
-    rng ^= rng << 13;
-    rng ^= rng >>> 17;
-    rng ^= rng << 5;
-    out.push(((rng >>> 0) % granules) * granule + granule / 2);
-  }
+  const recorder = {
+    translate(req: { iova: number }, res: { ok: boolean; pa: number }) {
+      out.push(req.iova - inst.map.iova);
+      res.ok = true;
+      res.pa = 0;
+      return res;
+    },
+  };
+  runWorkloadSync(recorder as unknown as Parameters<typeof runWorkloadSync>[0], patternSpec(m, pattern));
+  expect(out).toHaveLength(config.translations);
+  expect(Math.min(...out)).toBeGreaterThanOrEqual(0);
+  expect(Math.max(...out)).toBeLessThan(inst.map.bytes);
   return out;
 }
 
@@ -95,7 +95,6 @@ function checkReport(report: BenchReport, config: BenchConfig, crossThread: bool
     iotlbEntries: null,
     steps: { sequential: 256, random: IO_PAGE, randomOffset: IO_PAGE / 2, strided: STRIDE },
   });
-  const seeds = instancePlans(config, 'mock').map((p) => p.seed);
   for (const inst of report.instances) {
     // Mapping: 2 MiB as 1024 pages of 2 KiB, still placed and backed 1 MiB-aligned.
     expect(inst.pageSizes).toEqual([IO_PAGE, MiB]);
@@ -120,10 +119,10 @@ function checkReport(report: BenchReport, config: BenchConfig, crossThread: bool
     }
     // Sequential, 256 B steps: N * 256 = 1 MiB = the first 512 IO pages, 8 accesses each: the
     // first access of each page misses (and walks), the other 7 hit.
-    const seqOffsets = linearOffsets(256, MAP, N);
-    const rndOffsets = randomOffsets(seeds[inst.index], IO_PAGE, MAP, N);
-    const strOffsets = linearOffsets(STRIDE, MAP, N);
-    const misses = expectedMisses([seqOffsets, rndOffsets, strOffsets], IO_PAGE);
+    const offsets = (['sequential', 'random', 'strided'] as const).map((p) => offsetsOf(config, inst, p));
+    // Random accesses land mid-page.
+    expect(offsets[1].every((o) => o % IO_PAGE === IO_PAGE / 2)).toBe(true);
+    const misses = expectedMisses(offsets, IO_PAGE);
     expect(misses[0]).toBe(512);
     // Random and strided miss exactly on the IO pages nothing touched before them; the stride
     // (17 pages, coprime with 1024) covers every page, so after it all 1024 pages are cached.
@@ -202,9 +201,8 @@ describe('end to end (mock backend, tiny counts)', () => {
     expect(inst.map).toMatchObject({ bytes: MAP, ioPageSize: MiB, pages: 2, pageSize: MiB, pagesBySize: { [MiB]: 2 } });
     const [seq, rnd, str] = inst.patterns;
     expect([seq.step, rnd.step, str.step]).toEqual([256, MiB, STRIDE]);
-    const seed = instancePlans(config, 'mock')[0].seed;
     const misses = expectedMisses(
-      [linearOffsets(256, MAP, N), randomOffsets(seed, MiB, MAP, N), linearOffsets(STRIDE, MAP, N)],
+      (['sequential', 'random', 'strided'] as const).map((p) => offsetsOf(config, inst, p)),
       MiB,
     );
     // Sequential covers only the first leaf (N * 256 B = 1 MiB); random finds the second.

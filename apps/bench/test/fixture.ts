@@ -4,13 +4,16 @@ import type { InstanceRecord, PatternRecord } from '../src/records.js';
 import { buildReport, type BenchReport, type EnvironmentInfo } from '../src/report-json.js';
 import { instanceTotals } from '../src/run-instance.js';
 
-/** A fixed configuration: 2 instances, 2 patterns, 1,000,000 translations each, 32 MiB. */
+/** A fixed configuration: 2 instances, 2 patterns, 1,000,000 translations each, 32 MiB in 2 KiB pages. */
 export const FIXED_CONFIG: BenchConfig = {
   backend: 'mock',
   instances: 2,
   patterns: ['sequential', 'random'],
   translations: 1_000_000,
   mapBytes: 32 * 1024 * 1024,
+  pageSize: 'smallest',
+  iotlbEntries: null,
+  seqStep: 256,
   mode: 'worker',
   runner: 'host',
   short: false,
@@ -48,11 +51,11 @@ function pattern(p: 'sequential' | 'random', step: number, t: number, hits: numb
 }
 
 function instance(index: number, seqMs: number, randMs: number, portMs: number): InstanceRecord {
-  const patterns = [pattern('sequential', 2048, 1_000_000, 750_000, seqMs), pattern('random', 2048, 1_000_000, 250_000, randMs)];
+  const patterns = [pattern('sequential', 256, 1_000_000, 750_000, seqMs), pattern('random', 2048, 1_000_000, 250_000, randMs)];
   const invalidation = {
     iova: 0x0100_0000 + 16 * 1024 * 1024,
     bytes: 4 * 1024 * 1024,
-    pageSize: 1024 * 1024,
+    pageSize: 2048,
     unmapMs: 0.5,
     remapMs: 0.25,
     warm: { translations: 2048, faults: 0 },
@@ -78,11 +81,12 @@ function instance(index: number, seqMs: number, randMs: number, portMs: number):
       iova: 0x0100_0000,
       pa: 0x0010_0000 * (index + 1),
       bytes: 32 * 1024 * 1024,
-      pages: 32,
-      pageSize: 1024 * 1024,
-      pagesBySize: { '1048576': 32 },
+      ioPageSize: 2048,
+      pages: 16_384,
+      pageSize: 2048,
+      pagesBySize: { '2048': 16_384 },
       mapMs: 0.4,
-      pagesPerSec: 80_000,
+      pagesPerSec: 40_960_000,
       setupMs: 1,
     },
     patterns,
@@ -92,13 +96,22 @@ function instance(index: number, seqMs: number, randMs: number, portMs: number):
   };
 }
 
-/** A report with fixed numbers (host runner, wall-clock rates). */
-export function fixedReport(): BenchReport {
+/**
+ * A report with fixed numbers (host runner, wall-clock rates).
+ *
+ * @param over - config fields to change (recorded as given)
+ * @param ioPageSize - the IO page size the instances report having mapped with
+ */
+export function fixedReport(over: Partial<BenchConfig> = {}, ioPageSize = 2048): BenchReport {
+  const instances = [instance(0, 50, 100, 65.536), instance(1, 40, 125, 131.072)].map((i) => ({
+    ...i,
+    map: { ...i.map, ioPageSize },
+  }));
   return buildReport({
-    config: FIXED_CONFIG,
+    config: { ...FIXED_CONFIG, ...over },
     backend: { name: 'mock', url: 'file:///x/hw-mock/dist/index.js', id: 'mock', displayName: null, version: '0.1.0' },
     environment: FIXED_ENV,
-    instances: [instance(0, 50, 100, 65.536), instance(1, 40, 125, 131.072)],
+    instances,
     physMemBytes: 80 * 1024 * 1024,
     poolThreads: null,
     walls: { patterns: { sequential: 50, random: 125 } },

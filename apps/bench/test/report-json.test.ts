@@ -26,6 +26,10 @@ describe('JSON report (schemaVersion 1)', () => {
       patterns: ['sequential', 'random'],
       translationsPerPattern: 1_000_000,
       mapBytes: 32 * 1024 * 1024,
+      pageSize: 'smallest',
+      ioPageSize: 2048,
+      iotlbEntries: null,
+      steps: { sequential: 256, random: 2048, randomOffset: 1024, strided: 17 * 2048 },
       mode: 'worker',
       runner: 'host',
       short: false,
@@ -33,6 +37,17 @@ describe('JSON report (schemaVersion 1)', () => {
       physMemBytes: 80 * 1024 * 1024,
       poolThreads: null,
     });
+  });
+
+  it('records --page-size, --iotlb-entries and the steps as run', () => {
+    const r = fixedReport({ pageSize: 'largest', iotlbEntries: 65_536, seqStep: 4096 }, 1024 * 1024);
+    expect(r.config).toMatchObject({
+      pageSize: 'largest',
+      ioPageSize: 1024 * 1024,
+      iotlbEntries: 65_536,
+      steps: { sequential: 4096, random: 1024 * 1024, randomOffset: 512 * 1024, strided: 17 * 2048 },
+    });
+    expect(fixedReport({ pageSize: 1024 * 1024 }, 1024 * 1024).config.pageSize).toBe(1024 * 1024);
   });
 
   it('has per-instance, per-pattern results and totals', () => {

@@ -44,7 +44,11 @@ describe('report tables (fixed numbers)', () => {
 
   it('prints the summary line', () => {
     expect(summaryLine(report)).toBe(
-      'iommulab-bench: mock 0.1.0, 2 instances (worker, host runner), 32 MiB mapped each, 1,000,000 translations per pattern, 1.23 s',
+      'iommulab-bench: mock 0.1.0, 2 instances (worker, host runner), 32 MiB mapped each in 2 KiB pages, default IOTLB, 1,000,000 translations per pattern, 1.23 s',
+    );
+    const big = { ...report, config: { ...report.config, ioPageSize: 1024 * 1024, iotlbEntries: 65_536 } };
+    expect(summaryLine(big)).toBe(
+      'iommulab-bench: mock 0.1.0, 2 instances (worker, host runner), 32 MiB mapped each in 1 MiB pages, 65,536 IOTLB entries, 1,000,000 translations per pattern, 1.23 s',
     );
   });
 
@@ -66,7 +70,7 @@ describe('report tables (fixed numbers)', () => {
       [
         'pattern      step  translations  IOTLB hit  IOTLB misses      walks  faults  trans/s',
         '----------  -----  ------------  ---------  ------------  ---------  ------  -------',
-        'sequential  2 KiB     2,000,000    75.00 %       500,000    500,000       0   40.0 M',
+        'sequential  256 B     2,000,000    75.00 %       500,000    500,000       0   40.0 M',
         'random      2 KiB     2,000,000    25.00 %     1,500,000  1,500,000       0   16.0 M',
       ].join('\n'),
     );
@@ -75,12 +79,12 @@ describe('report tables (fixed numbers)', () => {
   it('prints map and invalidation timings', () => {
     expect(mapTable(report)).toBe(
       [
-        'instance  mapped       pages  map time  pages/s  unmap+sync  DMA faulted    remap',
-        '--------  ------  ----------  --------  -------  ----------  -----------  -------',
-        'mock-0    32 MiB  32 x 1 MiB   0.40 ms   80.0 k     0.50 ms  2,048/2,048  0.25 ms',
-        'mock-1    32 MiB  32 x 1 MiB   0.40 ms   80.0 k     0.50 ms  2,048/2,048  0.25 ms',
-        '--------  ------  ----------  --------  -------  ----------  -----------  -------',
-        'total     64 MiB          64   0.80 ms   80.0 k     1.00 ms  4,096/4,096  0.50 ms',
+        'instance  mapped           pages  map time  pages/s  unmap+sync  DMA faulted    remap',
+        '--------  ------  --------------  --------  -------  ----------  -----------  -------',
+        'mock-0    32 MiB  16,384 x 2 KiB   0.40 ms   41.0 M     0.50 ms  2,048/2,048  0.25 ms',
+        'mock-1    32 MiB  16,384 x 2 KiB   0.40 ms   41.0 M     0.50 ms  2,048/2,048  0.25 ms',
+        '--------  ------  --------------  --------  -------  ----------  -----------  -------',
+        'total     64 MiB          32,768   0.80 ms   41.0 M     1.00 ms  4,096/4,096  0.50 ms',
       ].join('\n'),
     );
   });
