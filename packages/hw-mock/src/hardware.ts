@@ -80,6 +80,15 @@ export interface MockHardwareOptions {
 }
 
 const HASH_MUL = -1640531535; // must match iotlb.ts
+
+/** Fills `out` with a successful translation to `pa`. */
+function translated(out: DmaResult, pa: number): DmaResult {
+  out.ok = true;
+  out.pa = pa;
+  out.fault = 0;
+  out.faultDetail = 0;
+  return out;
+}
 const STATUS_BAD_RID = status(FaultReason.BAD_RID, MockFaultDetail.RID_RANGE);
 const STATUS_APERTURE = status(FaultReason.ADDRESS_SIZE, MockFaultDetail.APERTURE);
 
@@ -322,27 +331,10 @@ export class MockHardware implements IommuHardware, CommandSink {
     if (this.en && rid >>> 0 === rid && rid < this.dtEntries && this.dteCached[rid] === 1 && req.pasid === NO_PASID) {
       const iova = req.iova;
       if (iova >= MOCK_APERTURE_START && iova <= MOCK_APERTURE_LAST) {
-        const page = iova >>> 11;
-        const dom = this.dteW0[rid]! >>> 16;
-        const i = (page ^ Math.imul(dom, HASH_MUL)) & this.tlbMask;
-        const access = req.access;
-        if (this.tlbPage[i] === page && this.tlbDom[i] === dom && (this.tlbPerm[i]! & access) === access) {
+        const pa = this.tlbLookup(this.dteW0[rid]! >>> 16, iova, req.access);
+        if (pa >= 0) {
           this.fastHits++;
-          out.ok = true;
-          out.pa = this.tlbPa[i]! + (iova & 0x7ff);
-          out.fault = 0;
-          out.faultDetail = 0;
-          return out;
-        }
-        const huge = iova >>> 20;
-        const h = (huge ^ Math.imul(dom, HASH_MUL)) & this.hugeMask;
-        if (this.hugePage[h] === huge && this.hugeDom[h] === dom && (this.hugePerm[h]! & access) === access) {
-          this.fastHits++;
-          out.ok = true;
-          out.pa = this.hugePa[h]! + (iova & 0xfffff);
-          out.fault = 0;
-          out.faultDetail = 0;
-          return out;
+          return translated(out, pa);
         }
       }
     }
@@ -391,47 +383,50 @@ export class MockHardware implements IommuHardware, CommandSink {
     }
     const iova = req.iova;
     if (!(iova >= MOCK_APERTURE_START && iova <= MOCK_APERTURE_LAST)) return this.fault(req, out, STATUS_APERTURE, false);
-    const page = iova >>> 11;
     const access = req.access;
-    const i = (page ^ Math.imul(dom, HASH_MUL)) & this.tlbMask;
-    if (this.tlbPage[i] === page && this.tlbDom[i] === dom && (this.tlbPerm[i]! & access) === access) {
+    const hit = this.tlbLookup(dom, iova, access);
+    if (hit >= 0) {
       this.slowHits++;
-      out.ok = true;
-      out.pa = this.tlbPa[i]! + (iova & 0x7ff);
-      out.fault = 0;
-      out.faultDetail = 0;
-      return out;
-    }
-    const huge = iova >>> 20;
-    const h = (huge ^ Math.imul(dom, HASH_MUL)) & this.hugeMask;
-    if (this.hugePage[h] === huge && this.hugeDom[h] === dom && (this.hugePerm[h]! & access) === access) {
-      this.slowHits++;
-      out.ok = true;
-      out.pa = this.hugePa[h]! + (iova & 0xfffff);
-      out.fault = 0;
-      out.faultDetail = 0;
-      return out;
+      return translated(out, hit);
     }
     const walker = this.walker;
     const st = walker.walk(root, iova, access, dirtyEn);
     if (st !== 0) return this.fault(req, out, st, priEn);
     if (walker.level === 1) {
       // A 1 MiB leaf: cache it whole (walker.pagePa is the 2 KiB page inside it).
+      const huge = iova >>> 20;
+      const h = (huge ^ Math.imul(dom, HASH_MUL)) & this.hugeMask;
       this.hugePage[h] = huge;
       this.hugeDom[h] = dom;
       this.hugePa[h] = walker.pagePa - (iova & 0x000f_f800);
       this.hugePerm[h] = walker.perm;
     } else {
+      const page = iova >>> 11;
+      const i = (page ^ Math.imul(dom, HASH_MUL)) & this.tlbMask;
       this.tlbPage[i] = page;
       this.tlbDom[i] = dom;
       this.tlbPa[i] = walker.pagePa;
       this.tlbPerm[i] = walker.perm;
     }
-    out.ok = true;
-    out.pa = walker.pagePa + (iova & 0x7ff);
-    out.fault = 0;
-    out.faultDetail = 0;
-    return out;
+    return translated(out, walker.pagePa + (iova & 0x7ff));
+  }
+
+  /**
+   * IOTLB lookup: the 2 KiB-page array, then the 1 MiB-leaf array, tagged by DOMAIN_ID. Returns the
+   * PA of `iova`, or -1 on a miss or when the cached permissions do not cover `access`.
+   */
+  private tlbLookup(dom: number, iova: number, access: number): number {
+    const page = iova >>> 11;
+    const i = (page ^ Math.imul(dom, HASH_MUL)) & this.tlbMask;
+    if (this.tlbPage[i] === page && this.tlbDom[i] === dom && (this.tlbPerm[i]! & access) === access) {
+      return this.tlbPa[i]! + (iova & 0x7ff);
+    }
+    const huge = iova >>> 20;
+    const h = (huge ^ Math.imul(dom, HASH_MUL)) & this.hugeMask;
+    if (this.hugePage[h] === huge && this.hugeDom[h] === dom && (this.hugePerm[h]! & access) === access) {
+      return this.hugePa[h]! + (iova & 0xfffff);
+    }
+    return -1;
   }
 
   /** Records a fault (or, with PRI_EN, a page request) and fills `out`. */
