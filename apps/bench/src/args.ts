@@ -67,7 +67,7 @@ export class ArgsError extends Error {
 }
 
 /** Default translations per pattern per instance (sized for a ~10-20 s default run on 2 cores). */
-export const DEFAULT_TRANSLATIONS = 25_000_000;
+export const DEFAULT_TRANSLATIONS = 50_000_000;
 /** Default `--page-size`. */
 export const DEFAULT_PAGE_SIZE: PageSizeChoice = 'smallest';
 /** Default `--seq-step`, bytes: a typical DMA burst (8 accesses per 2 KiB IO page). */
