@@ -2,8 +2,8 @@
  * Turns `--backend` into a file URL the instance workers can `import()`. Workers do not share the
  * main thread's resolution context, so the bench resolves on the main thread and passes the URL.
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
+import { activeConditions, resolvePackageEsm } from '@iommulab/runtime';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Resolves a bare module specifier to a URL string, or throws when it cannot be found. */
@@ -53,82 +53,8 @@ function isPathLike(s: string): boolean {
   return s.startsWith('./') || s.startsWith('../') || s === '.' || s === '..' || isAbsolute(s);
 }
 
-/** Conditions the fallback resolver honours, in addition to the package's own key order. */
-export function activeConditions(here: string = import.meta.url, execArgv: readonly string[] = process.execArgv): string[] {
-  const out = ['node', 'import', 'default'];
-  const fromSource = here.endsWith('.ts') || execArgv.some((a) => a === '--conditions=@iommulab/source' || a === '-C=@iommulab/source');
-  if (fromSource) out.unshift('@iommulab/source');
-  return out;
-}
-
-function pickExport(target: unknown, conditions: readonly string[]): string | null {
-  if (typeof target === 'string') return target;
-  if (Array.isArray(target)) {
-    for (const t of target) {
-      const r = pickExport(t, conditions);
-      if (r !== null) return r;
-    }
-    return null;
-  }
-  if (target !== null && typeof target === 'object') {
-    for (const [key, value] of Object.entries(target as Record<string, unknown>)) {
-      if (conditions.includes(key)) {
-        const r = pickExport(value, conditions);
-        if (r !== null) return r;
-      }
-    }
-  }
-  return null;
-}
-
-function notFound(specifier: string, why: string): Error {
-  const e = new Error(`cannot resolve '${specifier}': ${why}`) as Error & { code: string };
-  e.code = 'ERR_MODULE_NOT_FOUND';
-  return e;
-}
-
-/**
- * A small ESM resolver for bare package specifiers, for hosts without `import.meta.resolve`
- * (vitest's module runner): finds `node_modules/<name>` walking up from `fromDir`, then applies the
- * package's `exports` (exact subpaths and conditions, no patterns) or `main`.
- *
- * @param specifier - `name` or `name/sub/path` (scoped names included)
- * @param fromDir - directory to start the node_modules lookup in
- * @param conditions - accepted export conditions
- */
-export function resolvePackageEsm(specifier: string, fromDir: string, conditions: readonly string[]): string {
-  const parts = specifier.split('/');
-  const nameLen = specifier.startsWith('@') ? 2 : 1;
-  const name = parts.slice(0, nameLen).join('/');
-  const subpath = parts.length > nameLen ? `./${parts.slice(nameLen).join('/')}` : '.';
-  for (let dir = fromDir; ; ) {
-    const pkgDir = join(dir, 'node_modules', name);
-    if (existsSync(join(pkgDir, 'package.json'))) {
-      const real = realpathSync(pkgDir);
-      const pkg = JSON.parse(readFileSync(join(real, 'package.json'), 'utf8')) as {
-        exports?: unknown;
-        main?: string;
-      };
-      let target: string | null;
-      if (pkg.exports !== undefined) {
-        const exp = pkg.exports;
-        const isMap =
-          exp !== null && typeof exp === 'object' && !Array.isArray(exp) && Object.keys(exp).some((k) => k.startsWith('.'));
-        const entry = isMap ? (exp as Record<string, unknown>)[subpath] : subpath === '.' ? exp : undefined;
-        target = entry === undefined ? null : pickExport(entry, conditions);
-        if (target === null) throw notFound(specifier, `no export for '${subpath}' under conditions ${conditions.join(', ')}`);
-      } else {
-        target = subpath === '.' ? (pkg.main ?? 'index.js') : subpath;
-      }
-      const file = resolvePath(real, target);
-      if (!existsSync(file)) throw notFound(specifier, `${file} does not exist`);
-      return pathToFileURL(file).href;
-    }
-    const parent = dirname(dir);
-    if (parent === dir) throw notFound(specifier, `no node_modules/${name} above ${fromDir}`);
-    dir = parent;
-  }
-}
+// The package-exports resolver is the runtime's (the same one InstanceHost uses for backend names).
+export { activeConditions, resolvePackageEsm };
 
 /**
  * The default resolver: `import.meta.resolve` from this module (so the bench's own dependencies,
