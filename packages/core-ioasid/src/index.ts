@@ -1,1 +1,92 @@
-export {};
+/**
+ * @iommulab/core-ioasid: a model of Linux /dev/iommu (iommufd) with the kernel's errno semantics.
+ */
+export { IommufdError, fail } from './errors.js';
+export { IommuFd, type IommuFdOpenOptions } from './iommufd.js';
+export { IommufdCtx } from './context.js';
+export { ObjectTable, IommufdObject, type ObjType } from './object-table.js';
+export {
+  Ioas,
+  getIoas,
+  convIommuProt,
+  ioasAlloc,
+  ioasIovaRanges,
+  ioasAllowIovas,
+  ioasMap,
+  ioasMapFile,
+  ioasCopy,
+  ioasUnmap,
+  ioasChangeProcess,
+  type IovaRange,
+} from './ioas.js';
+export { option } from './option.js';
+export { vfioIoas, getCompatIoas } from './vfio-compat.js';
+export {
+  IoPagetable,
+  type IoptLookup,
+  type PagesSlice,
+  type ReservedRange,
+} from './io-pagetable/io-pagetable.js';
+export { IoptArea } from './io-pagetable/area.js';
+export { IoptPages, type PagesSource } from './io-pagetable/pages.js';
+export { iommuPgsize, iommuMap, iommuUnmap, type IoptDomain } from './io-pagetable/domain-map.js';
+export { allocIova, HPAGE_SIZE } from './io-pagetable/iova-alloc.js';
+export {
+  testAddReserved,
+  testMdCheckRefs,
+  testSetTempMemoryLimit,
+  testTempMemoryLimit,
+  IOMMU_TEST_OP_ADD_RESERVED,
+  IOMMU_TEST_OP_MD_CHECK_REFS,
+  IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT,
+} from './selftest.js';
+export * from './uapi/constants.js';
+export { U64_MAX, ULONG_MAX, PAGE_SIZE, u64, u32, hex } from './uapi/u64.js';
+export * from './user-memory/index.js';
+export * from './abi/index.js';
+// devices and HWPTs
+export {
+  IommufdDevice,
+  getDevice,
+  deviceBind,
+  deviceUnbind,
+  deviceAttach,
+  deviceReplace,
+  deviceDetach,
+  getHwInfo,
+  type DeviceBindArgs,
+  type HwInfoResult,
+} from './device.js';
+export {
+  HwPagetable,
+  HwptPaging,
+  HwptNested,
+  IOMMU_NO_PASID,
+  IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX,
+  hwptAlloc,
+  hwptInvalidate,
+  hwptSetDirtyTracking,
+  hwptGetDirtyBitmap,
+  getHwptPaging,
+  type HwptAllocArgs,
+  type HwptInvalidateArgs,
+  type HwptGetDirtyBitmapArgs,
+} from './hw-pagetable.js';
+export {
+  MockTestOps,
+  SelftestObj,
+  MOCK_FLAGS_DEVICE_NO_DIRTY,
+  MOCK_FLAGS_DEVICE_PASID,
+  MOCK_PASID_WIDTH,
+  IOMMU_TEST_OP_MOCK_DOMAIN,
+  IOMMU_TEST_OP_MD_CHECK_MAP,
+  IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE,
+  IOMMU_TEST_OP_MOCK_DOMAIN_FLAGS,
+  IOMMU_TEST_OP_DIRTY,
+  IOMMU_TEST_OP_MD_CHECK_IOTLB,
+  IOMMU_TEST_OP_PASID_ATTACH,
+  IOMMU_TEST_OP_PASID_REPLACE,
+  IOMMU_TEST_OP_PASID_DETACH,
+  IOMMU_TEST_OP_PASID_CHECK_HWPT,
+  type MockDirtyArgs,
+} from './selftest-mock.js';

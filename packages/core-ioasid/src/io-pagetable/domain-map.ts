@@ -1,0 +1,138 @@
+/**
+ * Mapping areas into paging domains the way the iommu core does (drivers/iommu/iommu.c:
+ * iommu_pgsize, __iommu_map, __iommu_unmap) and iommufd fills them (pages.c: batch_to_domain,
+ * batch_iommu_map_small, iopt_area_unmap_domain_range).
+ *
+ * Addresses here are JS numbers: an area inside a domain lies inside the domain's aperture,
+ * which the driver API gives as numbers (< 2^53).
+ */
+import { IotlbGather, type PagingDomain } from '@iommulab/driver-api';
+import { fail } from '../errors.js';
+import { PAGE_SIZE } from '../uapi/u64.js';
+import type { IoptArea } from './area.js';
+
+/**
+ * What the io_pagetable needs from a paging domain (a subset of driver-api's PagingDomain, so
+ * tests and benches can pass light stand-ins).
+ */
+export type IoptDomain = Pick<PagingDomain, 'pageSizes' | 'aperture' | 'mapPages' | 'unmapPages' | 'iotlbSync'> &
+  Partial<Pick<PagingDomain, 'iotlbSyncMap'>>;
+
+/**
+ * `iommu_pgsize`: the largest supported page size usable at `iova` / `paddr` for `size` bytes,
+ * and how many of them to map before a bigger size becomes possible.
+ */
+export function iommuPgsize(pageSizes: readonly number[], iova: number, paddr: number, size: number): { pgsize: number; count: number } {
+  let pgsize = 0;
+  let idx = -1;
+  for (let i = 0; i < pageSizes.length; i++) {
+    const ps = pageSizes[i];
+    // Small enough for size, and both addresses aligned to it (pgsizes & GENMASK(__ffs(addr_merge), 0)).
+    if (ps <= size && iova % ps === 0 && paddr % ps === 0 && ps > pgsize) {
+      pgsize = ps;
+      idx = i;
+    }
+  }
+  if (idx < 0) throw new Error(`iommu_pgsize: no page size of [${pageSizes.join(', ')}] fits iova ${iova} pa ${paddr} size ${size}`);
+  // The next bigger supported page size, if any.
+  let next = 0;
+  for (const ps of pageSizes) if (ps > pgsize && (next === 0 || ps < next)) next = ps;
+  let sz = size;
+  if (next !== 0 && iova % next === paddr % next) {
+    // Offset to the next bigger page's alignment boundary.
+    const offset = next - (iova % next);
+    if (offset + next <= sz) sz = offset;
+  }
+  return { pgsize, count: Math.floor(sz / pgsize) };
+}
+
+/**
+ * The mapping loop of `__iommu_map`: maps `[iova, iova + size)` to `[pa, pa + size)`, adding
+ * the bytes mapped to `progress.done` as it goes (so a caller can roll back after a throw).
+ */
+function mapRange(domain: IoptDomain, iova: number, pa: number, size: number, prot: number, progress: { done: number }): void {
+  const min = domain.pageSizes[0];
+  if (iova % min !== 0 || pa % min !== 0 || size % min !== 0) {
+    fail('EINVAL', `iommu_map: iova 0x${iova.toString(16)} pa 0x${pa.toString(16)} size 0x${size.toString(16)} not aligned to ${min}`);
+  }
+  let done = 0;
+  while (done < size) {
+    const { pgsize, count } = iommuPgsize(domain.pageSizes, iova + done, pa + done, size - done);
+    const mapped = domain.mapPages(iova + done, pa + done, pgsize, count, prot);
+    if (mapped <= 0) fail('EINVAL', `iommu_map: domain mapped nothing at 0x${(iova + done).toString(16)}`);
+    done += mapped;
+    progress.done += mapped;
+  }
+}
+
+/** `iommu_map`: maps `[iova, iova + size)` to `[pa, pa + size)`; all or nothing (rolls back, then rethrows). */
+export async function iommuMap(domain: IoptDomain, iova: number, pa: number, size: number, prot: number): Promise<void> {
+  const progress = { done: 0 };
+  try {
+    mapRange(domain, iova, pa, size, prot, progress);
+    if (domain.iotlbSyncMap) await domain.iotlbSyncMap(iova, size);
+  } catch (e) {
+    if (progress.done > 0) {
+      const g = new IotlbGather();
+      iommuUnmap(domain, iova, progress.done, g);
+      await domain.iotlbSync(g);
+    }
+    throw e;
+  }
+}
+
+/** `__iommu_unmap` (without the sync): unmaps what is mapped from `iova` for `size` bytes into `gather`. */
+export function iommuUnmap(domain: IoptDomain, iova: number, size: number, gather: IotlbGather): number {
+  let unmapped = 0;
+  while (unmapped < size) {
+    const { pgsize, count } = iommuPgsize(domain.pageSizes, iova + unmapped, iova + unmapped, size - unmapped);
+    const n = domain.unmapPages(iova + unmapped, pgsize, count, gather);
+    if (n <= 0) break;
+    unmapped += n;
+  }
+  return unmapped;
+}
+
+/**
+ * Maps `area` (pinned) into `domain`: every physically contiguous run of its pages in one
+ * `iommu_map` (so large pages are used where IOVA and PA alignment allow), or page by page when
+ * the IOAS disabled large pages (batch_iommu_map_small). All or nothing.
+ */
+export async function mapAreaIntoDomain(domain: IoptDomain, area: IoptArea, smallPages: boolean): Promise<void> {
+  const pages = area.pagesRef;
+  const frames = pages.frameArray;
+  const iova0 = Number(area.start);
+  const total = Number(area.length);
+  const progress = { done: 0 };
+  let idx = area.firstIndex;
+  let off = area.pageOffset;
+  try {
+    while (progress.done < total) {
+      const done = progress.done;
+      const runPa = frames[idx] + off;
+      let runLen = Math.min(PAGE_SIZE - off, total - done);
+      idx++;
+      if (!smallPages) {
+        while (done + runLen < total && frames[idx] === frames[idx - 1] + PAGE_SIZE) {
+          runLen += Math.min(PAGE_SIZE, total - done - runLen);
+          idx++;
+        }
+      }
+      mapRange(domain, iova0 + done, runPa, runLen, area.prot, progress);
+      off = 0;
+    }
+    if (domain.iotlbSyncMap) await domain.iotlbSyncMap(iova0, total);
+  } catch (e) {
+    if (progress.done > 0) {
+      const g = new IotlbGather();
+      iommuUnmap(domain, iova0, progress.done, g);
+      await domain.iotlbSync(g);
+    }
+    throw e;
+  }
+}
+
+/** Unmaps `area` from `domain` into `gather` (the caller syncs). */
+export function unmapAreaFromDomain(domain: IoptDomain, area: IoptArea, gather: IotlbGather): void {
+  iommuUnmap(domain, Number(area.start), Number(area.length), gather);
+}

@@ -1,0 +1,254 @@
+/**
+ * IommuFd: one open /dev/iommu (drivers/iommu/iommufd/main.c). One async method per ioctl, named
+ * after it in camelCase with the struct fields in camelCase (`size` and `__reserved*` are
+ * ABI-only; `out_*` fields are returned). Methods check the struct-level fields and call the
+ * object module, like main.c's ioctl table; every failure is an {@link IommufdError} carrying
+ * the kernel's errno and leaves the context unchanged. All methods return Promises (the kernel
+ * may sleep in any ioctl; domain invalidations are asynchronous).
+ */
+import { PhysMem } from '@iommulab/runtime';
+import { iommufdIoctl } from './abi/dispatch.js';
+import { FdTable } from './abi/fd-table.js';
+import { IommufdCtx } from './context.js';
+import { fail } from './errors.js';
+import {
+  ioasAllowIovas,
+  ioasAlloc,
+  ioasChangeProcess,
+  ioasCopy,
+  ioasIovaRanges,
+  ioasMap,
+  ioasMapFile,
+  ioasUnmap,
+  type IovaRange,
+} from './ioas.js';
+import { option } from './option.js';
+import { u32 } from './uapi/u64.js';
+import type { Memfd } from './user-memory/memfd.js';
+import { UserProcess } from './user-memory/process.js';
+import { vfioIoas } from './vfio-compat.js';
+// devices and HWPTs
+import {
+  deviceAttach,
+  deviceBind,
+  deviceDetach,
+  deviceReplace,
+  deviceUnbind,
+  getHwInfo,
+  type DeviceBindArgs,
+  type HwInfoResult,
+} from './device.js';
+import {
+  hwptAlloc,
+  hwptGetDirtyBitmap,
+  hwptInvalidate,
+  hwptSetDirtyTracking,
+  type HwptAllocArgs,
+  type HwptGetDirtyBitmapArgs,
+  type HwptInvalidateArgs,
+} from './hw-pagetable.js';
+
+/** Options of {@link IommuFd.open}. */
+export interface IommuFdOpenOptions {
+  /** The opening process (default: a new process over `mem`, memlock unlimited, no CAP_IPC_LOCK). */
+  process?: UserProcess;
+  /** Physical memory (default: the process's, or a new 256 MiB PhysMem). */
+  mem?: PhysMem;
+  /** The opener has CAP_SYS_RESOURCE (IOMMU_OPTION_RLIMIT_MODE SET). Default true: selftests run as root. */
+  capSysResource?: boolean;
+}
+
+/** An open /dev/iommu. */
+export class IommuFd {
+  /** The context (object table, options); object modules take it. */
+  readonly ctx: IommufdCtx;
+  /** Descriptor table for the binary ABI's fd fields (MAP_FILE's `fd`, fault / veventq fds). */
+  readonly files = new FdTable();
+  private isClosed = false;
+
+  private constructor(ctx: IommufdCtx) {
+    this.ctx = ctx;
+  }
+
+  /** Opens /dev/iommu. */
+  static open(opts: IommuFdOpenOptions = {}): IommuFd {
+    const mem = opts.mem ?? opts.process?.mem ?? PhysMem.create();
+    const process = opts.process ?? UserProcess.create({ mem });
+    return new IommuFd(new IommufdCtx({ mem, process, capSysResource: opts.capSysResource ?? true }));
+  }
+
+  /** The process issuing calls (the opener unless {@link setCurrentProcess} chose another). */
+  get process(): UserProcess {
+    return this.ctx.current;
+  }
+
+  /** Makes `p` the caller of later ioctls (e.g. a forked child using the inherited fd). */
+  setCurrentProcess(p: UserProcess): void {
+    this.ctx.current = p;
+  }
+
+  /** True after {@link close}. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  private check(what: string): void {
+    if (this.isClosed) fail('EBADF', `${what}: the iommufd is closed`);
+  }
+
+  /** close(2): destroys every object (leaves first); later calls fail with `EBADF`. */
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    await this.ctx.objects.close();
+    this.ctx.vfioIoas = null;
+  }
+
+  /** Binary ioctl: `arg` is the user struct (null = NULL pointer). Resolves to 0 or throws. */
+  async ioctl(cmd: number, arg: Uint8Array | null): Promise<number> {
+    this.check('ioctl');
+    return iommufdIoctl(this, cmd, arg);
+  }
+
+  /** IOMMU_DESTROY: `ENOENT` for an unknown id, `EBUSY` while other objects use it. */
+  async destroy(a: { id: number }): Promise<void> {
+    this.check('IOMMU_DESTROY');
+    await this.ctx.objects.remove(u32(a.id, 'id'));
+  }
+
+  /** IOMMU_IOAS_ALLOC. */
+  async ioasAlloc(a: { flags?: number } = {}): Promise<{ outIoasId: number }> {
+    this.check('IOMMU_IOAS_ALLOC');
+    return ioasAlloc(this.ctx, a);
+  }
+
+  /** IOMMU_IOAS_IOVA_RANGES: `numIovas` in = capacity; `EMSGSIZE` (with `err.out`) when more exist. */
+  async ioasIovaRanges(a: { ioasId: number; numIovas: number }): Promise<{ numIovas: number; allowedIovas: IovaRange[]; outIovaAlignment: bigint }> {
+    this.check('IOMMU_IOAS_IOVA_RANGES');
+    return ioasIovaRanges(this.ctx, a);
+  }
+
+  /** IOMMU_IOAS_ALLOW_IOVAS. */
+  async ioasAllowIovas(a: { ioasId: number; allowedIovas: readonly { start: bigint | number; last: bigint | number }[] }): Promise<void> {
+    this.check('IOMMU_IOAS_ALLOW_IOVAS');
+    return ioasAllowIovas(this.ctx, a);
+  }
+
+  /** IOMMU_IOAS_MAP. */
+  async ioasMap(a: { flags: number; ioasId: number; userVa: bigint | number; length: bigint | number; iova?: bigint | number }): Promise<{ iova: bigint }> {
+    this.check('IOMMU_IOAS_MAP');
+    return ioasMap(this.ctx, a);
+  }
+
+  /** IOMMU_IOAS_MAP_FILE. */
+  async ioasMapFile(a: {
+    flags: number;
+    ioasId: number;
+    fd: Memfd;
+    start: bigint | number;
+    length: bigint | number;
+    iova?: bigint | number;
+  }): Promise<{ iova: bigint }> {
+    this.check('IOMMU_IOAS_MAP_FILE');
+    return ioasMapFile(this.ctx, a);
+  }
+
+  /** IOMMU_IOAS_COPY. */
+  async ioasCopy(a: {
+    flags: number;
+    dstIoasId: number;
+    srcIoasId: number;
+    length: bigint | number;
+    dstIova?: bigint | number;
+    srcIova: bigint | number;
+  }): Promise<{ dstIova: bigint }> {
+    this.check('IOMMU_IOAS_COPY');
+    return ioasCopy(this.ctx, a);
+  }
+
+  /** IOMMU_IOAS_UNMAP: returns the bytes unmapped. */
+  async ioasUnmap(a: { ioasId: number; iova: bigint | number; length: bigint | number }): Promise<{ length: bigint }> {
+    this.check('IOMMU_IOAS_UNMAP');
+    return ioasUnmap(this.ctx, a);
+  }
+
+  /** IOMMU_IOAS_CHANGE_PROCESS: moves pinned-page accounting to the current process. */
+  async ioasChangeProcess(_a: Record<string, never> = {}): Promise<void> {
+    this.check('IOMMU_IOAS_CHANGE_PROCESS');
+    return ioasChangeProcess(this.ctx);
+  }
+
+  /** IOMMU_OPTION. */
+  async option(a: { optionId: number; op: number; objectId: number; val64?: bigint | number }): Promise<{ val64: bigint }> {
+    this.check('IOMMU_OPTION');
+    return option(this.ctx, a);
+  }
+
+  /** IOMMU_VFIO_IOAS. */
+  async vfioIoas(a: { ioasId: number; op: number }): Promise<{ ioasId: number }> {
+    this.check('IOMMU_VFIO_IOAS');
+    return vfioIoas(this.ctx, a);
+  }
+
+  // devices and HWPTs
+
+  /** IOMMU_HWPT_ALLOC: a HWPT_PAGING on an IOAS, or a HWPT_NESTED on a nest-parent HWPT_PAGING. */
+  async hwptAlloc(a: HwptAllocArgs): Promise<{ outHwptId: number }> {
+    this.check('IOMMU_HWPT_ALLOC');
+    return hwptAlloc(this.ctx, a);
+  }
+
+  /** IOMMU_GET_HW_INFO. */
+  async getHwInfo(a: { flags?: number; devId: number; dataLen?: number; inDataType?: number }): Promise<HwInfoResult> {
+    this.check('IOMMU_GET_HW_INFO');
+    return getHwInfo(this.ctx, a);
+  }
+
+  /** IOMMU_HWPT_SET_DIRTY_TRACKING. */
+  async hwptSetDirtyTracking(a: { flags: number; hwptId: number }): Promise<void> {
+    this.check('IOMMU_HWPT_SET_DIRTY_TRACKING');
+    return hwptSetDirtyTracking(this.ctx, a);
+  }
+
+  /** IOMMU_HWPT_GET_DIRTY_BITMAP: returns the bitmap (and ORs it into `data` when given). */
+  async hwptGetDirtyBitmap(a: HwptGetDirtyBitmapArgs): Promise<{ bitmap: Uint8Array }> {
+    this.check('IOMMU_HWPT_GET_DIRTY_BITMAP');
+    return hwptGetDirtyBitmap(this.ctx, a);
+  }
+
+  /** IOMMU_HWPT_INVALIDATE: `entryNum` handled (also in `err.out.entryNum` on failure). */
+  async hwptInvalidate(a: HwptInvalidateArgs): Promise<{ entryNum: number }> {
+    this.check('IOMMU_HWPT_INVALIDATE');
+    return hwptInvalidate(this.ctx, a);
+  }
+
+  /** VFIO_DEVICE_BIND_IOMMUFD: binds a device of a backend; returns its DEVICE id. */
+  async deviceBind(a: DeviceBindArgs): Promise<{ outDevId: number }> {
+    this.check('VFIO_DEVICE_BIND_IOMMUFD');
+    return deviceBind(this.ctx, a);
+  }
+
+  /** Unbind (closing the VFIO device fd): detaches everything and destroys the DEVICE. */
+  async deviceUnbind(a: { devId: number }): Promise<void> {
+    this.check('VFIO device close');
+    return deviceUnbind(this.ctx, a);
+  }
+
+  /** VFIO_DEVICE_ATTACH_IOMMUFD_PT on an unattached RID / PASID: returns the HWPT used. */
+  async deviceAttach(a: { devId: number; ptId: number; pasid?: number }): Promise<{ ptId: number }> {
+    this.check('VFIO_DEVICE_ATTACH_IOMMUFD_PT');
+    return deviceAttach(this.ctx, a);
+  }
+
+  /** VFIO_DEVICE_ATTACH_IOMMUFD_PT on an attached RID / PASID (replace): returns the HWPT used. */
+  async deviceReplace(a: { devId: number; ptId: number; pasid?: number }): Promise<{ ptId: number }> {
+    this.check('VFIO_DEVICE_ATTACH_IOMMUFD_PT');
+    return deviceReplace(this.ctx, a);
+  }
+
+  /** VFIO_DEVICE_DETACH_IOMMUFD_PT. */
+  async deviceDetach(a: { devId: number; pasid?: number }): Promise<void> {
+    this.check('VFIO_DEVICE_DETACH_IOMMUFD_PT');
+    return deviceDetach(this.ctx, a);
+  }
+}
