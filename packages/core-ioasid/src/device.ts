@@ -59,6 +59,8 @@ export class IommufdDevice extends IommufdObject {
   readonly attached = new Map<number, HwPagetable>();
   /** Being destroyed (`idev->destroying`). */
   destroying = false;
+  /** Bound by {@link deviceBind} (a VFIO device fd), not owned by another object: unbound at close. */
+  userBound = false;
   private released = false;
 
   constructor(driver: IommuDriver, dev: IommuDevice, stack: BackendStack | null) {
@@ -131,9 +133,24 @@ export async function deviceBindObject(ctx: IommufdCtx, a: DeviceBindArgs): Prom
   return idev;
 }
 
-/** VFIO_DEVICE_BIND_IOMMUFD: returns the DEVICE id (`out_devid`). */
+const closeHooked = new WeakSet<IommufdCtx>();
+
+/**
+ * VFIO_DEVICE_BIND_IOMMUFD: returns the DEVICE id (`out_devid`). A device still bound when the
+ * iommufd closes is unbound first (its VFIO fd would hold the context open in the kernel).
+ */
 export async function deviceBind(ctx: IommufdCtx, a: DeviceBindArgs): Promise<{ outDevId: number }> {
   const idev = await deviceBindObject(ctx, a);
+  idev.userBound = true;
+  const hooks = (ctx.objects as { beforeClose?: Set<() => void | Promise<void>> }).beforeClose;
+  if (hooks !== undefined && !closeHooked.has(ctx)) {
+    closeHooked.add(ctx);
+    hooks.add(async () => {
+      closeHooked.delete(ctx);
+      const bound = [...ctx.objects.objects()].filter((o): o is IommufdDevice => o instanceof IommufdDevice && o.userBound);
+      for (const d of bound) await deviceUnbindObject(ctx, d);
+    });
+  }
   return { outDevId: idev.id };
 }
 

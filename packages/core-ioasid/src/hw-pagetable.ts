@@ -317,6 +317,16 @@ export interface HwptAllocArgs {
   faultId?: number;
 }
 
+/**
+ * True when a data pointer was given: bytes, a non-NULL `dataUptr`, or a lazy user pointer (a
+ * getter installed by the binary ABI, not invoked here so a bad pointer faults where the kernel
+ * copies it).
+ */
+function hasUserData(a: { data?: Uint8Array | null; dataUptr?: bigint | number }): boolean {
+  if (typeof Object.getOwnPropertyDescriptor(a, 'data')?.get === 'function') return true;
+  return a.data instanceof Uint8Array || (a.dataUptr !== undefined && a.dataUptr !== 0 && a.dataUptr !== 0n);
+}
+
 /** Reads `len` bytes of user data (`copy_from_user`): EFAULT for a NULL or unmapped pointer. */
 function userBytes(ctx: IommufdCtx, what: string, a: { data?: Uint8Array | null; dataUptr?: bigint | number }, len: number): () => Uint8Array {
   return () => {
@@ -340,8 +350,8 @@ export async function hwptAlloc(ctx: IommufdCtx, a: HwptAllocArgs): Promise<{ ou
   const what = 'IOMMU_HWPT_ALLOC';
   const flags = u32(a.flags, 'flags');
   const dataType = u32(a.dataType, 'data_type');
-  const hasData = a.data instanceof Uint8Array;
-  const dataLen = u32(a.dataLen ?? (hasData ? a.data!.length : 0), 'data_len');
+  // `data` may be a lazy user pointer (binary ABI): it is only read where the driver copies it.
+  const dataLen = u32(a.dataLen ?? (a.data instanceof Uint8Array ? a.data.length : 0), 'data_len');
   if ((dataType === IOMMU_HWPT_DATA_NONE && dataLen !== 0) || (dataType !== IOMMU_HWPT_DATA_NONE && dataLen === 0)) {
     fail('EINVAL', `${what}: data_type ${hex(dataType)} with data_len ${dataLen}`);
   }
@@ -405,7 +415,7 @@ export async function hwptInvalidate(ctx: IommufdCtx, a: HwptInvalidateArgs): Pr
     const entryNum = u32(a.entryNum, 'entry_num');
     const entryLen = u32(a.entryLen, 'entry_len');
     const dataType = u32(a.dataType, 'data_type');
-    const hasPtr = a.data instanceof Uint8Array || (a.dataUptr !== undefined && a.dataUptr !== 0 && a.dataUptr !== 0n);
+    const hasPtr = hasUserData(a);
     if (entryNum !== 0 && (!hasPtr || entryLen === 0 || entryLen > PAGE_SIZE || entryNum > IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX)) {
       fail('EINVAL', `${what}: entry_num ${entryNum} with entry_len ${entryLen} and ${hasPtr ? 'a' : 'no'} data pointer`);
     }

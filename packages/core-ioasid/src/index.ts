@@ -90,3 +90,37 @@ export {
   IOMMU_TEST_OP_PASID_CHECK_HWPT,
   type MockDirtyArgs,
 } from './selftest-mock.js';
+// access
+export {
+  IommufdAccess,
+  getAccess,
+  accessesOf,
+  accessCreateObject,
+  accessAttach,
+  accessDetach,
+  accessReplaceIoas,
+  accessDestroyObject,
+  accessPinPages,
+  unpinPages,
+  accessRwData,
+  IOMMUFD_ACCESS_RW_READ,
+  IOMMUFD_ACCESS_RW_WRITE,
+  IOMMUFD_ACCESS_RW_KTHREAD,
+  IOMMUFD_ACCESS_RW_SLOW_PATH,
+  type IommufdAccessOps,
+  type AccessCreateArgs,
+} from './access.js';
+export {
+  AccessTestOps,
+  SelftestAccess,
+  IOMMU_TEST_OP_CREATE_ACCESS,
+  IOMMU_TEST_OP_DESTROY_ACCESS_PAGES,
+  IOMMU_TEST_OP_ACCESS_PAGES,
+  IOMMU_TEST_OP_ACCESS_RW,
+  IOMMU_TEST_OP_ACCESS_REPLACE_IOAS,
+  MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES,
+  MOCK_FLAGS_ACCESS_WRITE,
+  MOCK_FLAGS_ACCESS_SYZ,
+  MOCK_ACCESS_RW_WRITE,
+  MOCK_ACCESS_RW_SLOW_PATH,
+} from './selftest-access.js';

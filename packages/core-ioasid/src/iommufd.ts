@@ -47,6 +47,16 @@ import {
   type HwptGetDirtyBitmapArgs,
   type HwptInvalidateArgs,
 } from './hw-pagetable.js';
+// access
+import {
+  accessCreate,
+  accessDestroy,
+  accessPin,
+  accessReplace,
+  accessRw,
+  accessUnpin,
+  type AccessCreateArgs,
+} from './access.js';
 
 /** Options of {@link IommuFd.open}. */
 export interface IommuFdOpenOptions {
@@ -250,5 +260,46 @@ export class IommuFd {
   async deviceDetach(a: { devId: number; pasid?: number }): Promise<void> {
     this.check('VFIO_DEVICE_DETACH_IOMMUFD_PT');
     return deviceDetach(this.ctx, a);
+  }
+
+  // access
+
+  /**
+   * `iommufd_access_create` + `iommufd_access_attach` (in-kernel API; no ioctl): an ACCESS on the
+   * IOAS for an emulated device. Returns its id; the caller owns it until {@link accessDestroy}.
+   */
+  async accessCreate(a: AccessCreateArgs): Promise<{ accessId: number }> {
+    this.check('iommufd_access_create');
+    return accessCreate(this.ctx, a);
+  }
+
+  /** `iommufd_access_destroy`: drops the owner's reference; the ACCESS leaves its IOAS. */
+  async accessDestroy(a: { accessId: number }): Promise<void> {
+    this.check('iommufd_access_destroy');
+    return accessDestroy(this.ctx, a);
+  }
+
+  /** `iommufd_access_replace`: moves the ACCESS to another IOAS (its pins are dropped first). */
+  async accessReplace(a: { accessId: number; ioasId: number }): Promise<void> {
+    this.check('iommufd_access_replace');
+    return accessReplace(this.ctx, a);
+  }
+
+  /** `iommufd_access_pin_pages`: pins `[iova, iova + length)`; the PA of each CPU page. */
+  async accessPin(a: { accessId: number; iova: bigint | number; length: bigint | number; flags?: number }): Promise<{ pages: number[] }> {
+    this.check('iommufd_access_pin_pages');
+    return accessPin(this.ctx, a);
+  }
+
+  /** `iommufd_access_unpin_pages`: undoes an {@link accessPin} of the same range. */
+  async accessUnpin(a: { accessId: number; iova: bigint | number; length: bigint | number }): Promise<void> {
+    this.check('iommufd_access_unpin_pages');
+    return accessUnpin(this.ctx, a);
+  }
+
+  /** `iommufd_access_rw`: CPU copy of `data` to (IOMMUFD_ACCESS_RW_WRITE) or from the IOAS at `iova`. */
+  async accessRw(a: { accessId: number; iova: bigint | number; data: Uint8Array; flags?: number }): Promise<void> {
+    this.check('iommufd_access_rw');
+    return accessRw(this.ctx, a);
   }
 }

@@ -59,6 +59,11 @@ export class ObjectTable {
   private nextFresh = 1;
   /** Called after an object left the table, before its destroy op (e.g. clears the VFIO compat IOAS). */
   onRemove: ((obj: IommufdObject) => void) | null = null;
+  /**
+   * Run once at the start of {@link close}, before any object is destroyed: owners outside the
+   * table let go of the objects they hold a `users` reference on (src/access.ts: ACCESS objects).
+   */
+  readonly beforeClose = new Set<() => void | Promise<void>>();
 
   /** True when no id is in use (no object, no hidden reservation, no tombstone): `xa_empty`. */
   get empty(): boolean {
@@ -166,6 +171,9 @@ export class ObjectTable {
    * Throws if the graph cannot make progress (a users-count bug).
    */
   async close(): Promise<void> {
+    const hooks = [...this.beforeClose];
+    this.beforeClose.clear();
+    for (const hook of hooks) await hook();
     for (;;) {
       let destroyed = 0;
       let empty = true;
