@@ -180,9 +180,14 @@ export function driverFail(what: string, e: unknown): never {
   throw e;
 }
 
-/** The HWPT_PAGING under `hwpt` (`find_hwpt_paging`): itself, or nothing for a nested one. */
+/**
+ * The HWPT_PAGING under `hwpt` (`find_hwpt_paging`): itself, or a nested HWPT's parent (so a RID
+ * attached to a nested HWPT reserves its regions in the parent's IOAS).
+ */
 export function findHwptPaging(hwpt: HwPagetable): HwptPaging | null {
-  return hwpt instanceof HwptPaging ? hwpt : null;
+  if (hwpt instanceof HwptPaging) return hwpt;
+  if (hwpt instanceof HwptNested) return hwpt.parent;
+  return null;
 }
 
 /**
