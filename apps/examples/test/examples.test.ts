@@ -25,3 +25,9 @@ describe('README examples', () => {
     ]);
   });
 });
+
+describe('README examples (core)', () => {
+  it('@iommulab/core-ioasid: a VMM\'s first steps', async () => {
+    expect(await run(await import('../src/core-ioasid-first-steps.js'))).toEqual(['1 2 3', 'true hello', 'false']);
+  });
+});
