@@ -37,6 +37,7 @@
 import { Prot } from '@iommulab/driver-api';
 import type { IommufdCtx } from './context.js';
 import { fail, IommufdError } from './errors.js';
+import { failpoint } from './fail-nth.js';
 import type { IoptArea } from './io-pagetable/area.js';
 import type { IoPagetable } from './io-pagetable/io-pagetable.js';
 import type { IoptPages } from './io-pagetable/pages.js';
@@ -187,6 +188,7 @@ async function notifyUnmap(iopt: IoPagetable, iova: bigint, length: bigint): Pro
 async function ioptAddAccess(iopt: IoPagetable, access: IommufdAccess): Promise<void> {
   await iopt.domainsSem.write();
   try {
+    failpoint(access.ctx, 'iopt.access_add'); // xa_alloc in iopt->access_list
     iopt.setAlignmentRequirement(access, access.iovaAlignment);
     let list = accessLists.get(iopt);
     if (list === undefined) {

@@ -5,6 +5,7 @@
  * their first argument, as the kernel's handlers take `ucmd->ictx`.
  */
 import type { PhysMem } from '@iommulab/runtime';
+import { FailNth } from './fail-nth.js';
 import { ObjectTable, type IommufdObject } from './object-table.js';
 import type { RlimitMode } from './user-memory/accounting.js';
 import type { UserProcess } from './user-memory/process.js';
@@ -26,6 +27,8 @@ export class IommufdCtx {
   accountMode: Extract<RlimitMode, 'user' | 'mm'> = 'user';
   /** The caller has CAP_SYS_RESOURCE (needed to SET RLIMIT_MODE). */
   capSysResource: boolean;
+  /** Fault injection at allocation points (the kernel's fail_nth; src/fail-nth.ts). */
+  readonly failNth = new FailNth();
   /** The IOAS the VFIO compatibility ioctls act on (`ictx->vfio_ioas`); not a users reference. */
   vfioIoas: IommufdObject | null = null;
 

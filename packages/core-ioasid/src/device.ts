@@ -29,6 +29,9 @@
 import type { BackendStack, IommuDevice, IommuDriver } from '@iommulab/driver-api';
 import type { IommufdCtx } from './context.js';
 import { fail } from './errors.js';
+import { faultAutoResponse } from './fault.js'; // faults and vIOMMU helper's hooks
+import { vdeviceDeviceGone } from './vdevice.js';
+import { failpoint } from './fail-nth.js';
 import {
   driverFail,
   findHwptPaging,
@@ -115,6 +118,7 @@ export async function deviceBindObject(ctx: IommufdCtx, a: DeviceBindArgs): Prom
   const driver = a.driver ?? stack?.driver;
   if (driver === undefined) return fail('EINVAL', `${what}: neither a backend stack nor a driver was given`);
   if (stack !== null && stack.mem !== ctx.mem) fail('EINVAL', `${what}: backend ${stack.id} does not share the iommufd's PhysMem`);
+  failpoint(ctx, 'device.bind'); // iommufd_device_bind's allocations (fail_nth)
   let dev: IommuDevice;
   try {
     dev = await driver.probeDevice(a.spec);
@@ -160,6 +164,7 @@ export async function deviceBind(ctx: IommufdCtx, a: DeviceBindArgs): Promise<{ 
  */
 export async function deviceUnbindObject(ctx: IommufdCtx, idev: IommufdDevice): Promise<void> {
   for (const pasid of [...idev.attached.keys()].sort((x, y) => y - x)) await deviceDetachObject(ctx, idev, pasid);
+  await vdeviceDeviceGone(ctx, idev); // src/vdevice.ts: a VDEVICE left behind becomes a tombstone
   idev.users--;
   try {
     await ctx.objects.remove(idev.id, { expect: idev });
@@ -267,6 +272,7 @@ export async function hwptDetach(ctx: IommufdCtx, idev: IommufdDevice, pasid: nu
     // Detach cannot fail in the kernel; a driver already shut down blocks DMA anyway.
   }
   idev.attached.delete(pasid);
+  await faultAutoResponse(hwpt, idev, pasid); // src/fault.ts: pending page requests answered INVALID
   const paging = findHwptPaging(hwpt);
   if (paging !== null && pasid === IOMMU_NO_PASID) paging.ioas.iopt.removeReservedOwner(idev);
   await hwptPut(ctx, hwpt);
@@ -302,6 +308,7 @@ async function doReplace(idev: IommufdDevice, pasid: number, hwpt: HwPagetable):
   }
   idev.attached.set(pasid, hwpt);
   hwpt.users++;
+  await faultAutoResponse(old, idev, pasid); // src/fault.ts: pending page requests answered INVALID
   return old;
 }
 

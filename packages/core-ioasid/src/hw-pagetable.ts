@@ -15,7 +15,8 @@
  * - IOMMU_HWPT_ALLOC check order: `__reserved` (ABI) → data_type / data_len consistency (EINVAL)
  *   → dev_id (ENOENT) → pt_id (missing or wrong type: EINVAL) → per-kind checks → fault_id (ENOENT).
  *
- * vIOMMU-based nesting (pt_id = VIOMMU) is a later helper's: it answers EOPNOTSUPP here.
+ * vIOMMU-based nesting (pt_id = VIOMMU) and vIOMMU invalidation are src/viommu.ts's; a HWPT's
+ * FAULT is routed by src/fault.ts.
  */
 import {
   HwCap,
@@ -27,6 +28,9 @@ import {
 import type { IommufdCtx } from './context.js';
 import { getDevice, type IommufdDevice } from './device.js';
 import { fail, IommufdError } from './errors.js';
+import { faultHwptAttached } from './fault.js'; // faults and vIOMMU helper's hook
+import type { IommufdViommu } from './viommu.js';
+import { failpoint } from './fail-nth.js';
 import type { Ioas } from './ioas.js';
 import { IommufdObject } from './object-table.js';
 import {
@@ -95,7 +99,6 @@ export class HwptPaging extends HwPagetable {
     this.ioas = ioas;
     this.nestParent = (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0;
     this.dirtyTracking = (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0;
-    ioas.users++; // pairs with destroy
   }
 
   get domain(): PagingDomain | null {
@@ -131,7 +134,6 @@ export class HwptNested extends HwPagetable {
   constructor(driver: IommuDriver, parent: HwptPaging, flags: number) {
     super(driver, (flags & IOMMU_HWPT_ALLOC_PASID) !== 0);
     this.parent = parent;
-    parent.users++; // pairs with destroy
   }
 
   get domain(): NestedDomain | null {
@@ -242,9 +244,11 @@ export async function hwptPagingAlloc(
     fail('EOPNOTSUPP', `${what}: IOMMU_HWPT_FAULT_ID_VALID with IOMMU_HWPT_ALLOC_NEST_PARENT`);
   }
   const hwpt = ctx.objects.alloc(new HwptPaging(idev.driver, ioas, flags));
+  ioas.users++; // pairs with destroy; taken once the object exists (a failed alloc holds nothing)
   let attached = false;
   try {
     try {
+      failpoint(ctx, 'driver.domain_alloc'); // the driver fails with ENOMEM before allocating
       hwpt.pagingDomain = await idev.driver.domainAllocPaging(idev.dev, {
         nestParent: hwpt.nestParent,
         dirtyTracking: hwpt.dirtyTracking,
@@ -289,6 +293,7 @@ async function hwptNestedAlloc(
     fail('EINVAL', `${what}: HWPT ${parent.id} is ${parent.autoDomain ? 'an auto domain' : !parent.nestParent ? 'not a nest parent' : 'of another IOMMU'}`);
   }
   const hwpt = ctx.objects.alloc(new HwptNested(idev.driver, parent, flags));
+  parent.users++; // pairs with destroy; taken once the object exists (a failed alloc holds nothing)
   try {
     if (!idev.driver.capabilities.nestedDataTypes.includes(userData.type)) {
       fail('EOPNOTSUPP', `${what}: data type ${hex(userData.type)} is not supported by the ${idev.driver.backendId} driver`);
@@ -296,6 +301,7 @@ async function hwptNestedAlloc(
     const data = userData.read();
     try {
       // The PASID flag stays in the core (pasid_compat): the driver API's nested alloc takes none.
+      failpoint(ctx, 'driver.domain_alloc_nested');
       hwpt.nestedDomain = await idev.driver.domainAllocNested(idev.dev, parent.pagingDomain!, userData.type, data, {});
     } catch (e) {
       driverFail(what, e);
@@ -373,7 +379,9 @@ export async function hwptAlloc(ctx: IommufdCtx, a: HwptAllocArgs): Promise<{ ou
   } else if (pt.type === 'hwpt_paging') {
     hwpt = await hwptNestedAlloc(ctx, pt as HwptPaging, idev, flags, { type: dataType, len: dataLen, read: userBytes(ctx, what, a, dataLen) });
   } else if (pt.type === 'viommu') {
-    return fail('EOPNOTSUPP', `${what}: nested HWPTs on a vIOMMU are not implemented yet`);
+    // vIOMMU-based nesting lives in src/viommu.ts (loaded lazily: it extends HwptNested).
+    const { viommuHwptNestedAlloc } = await import('./viommu.js');
+    hwpt = await viommuHwptNestedAlloc(ctx, pt as IommufdViommu, idev, flags, { type: dataType, len: dataLen, read: userBytes(ctx, what, a, dataLen) });
   } else {
     return fail('EINVAL', `${what}: pt_id ${ptId} is a ${pt.type}, not an IOAS or a HWPT_PAGING`);
   }
@@ -386,6 +394,7 @@ export async function hwptAlloc(ctx: IommufdCtx, a: HwptAllocArgs): Promise<{ ou
     }
     hwpt.fault = fault;
     fault.users++;
+    faultHwptAttached(hwpt); // src/fault.ts: route the driver's page requests to the FAULT
   }
   ctx.objects.finalize(hwpt);
   return { outHwptId: hwpt.id };
@@ -443,7 +452,12 @@ export async function hwptInvalidate(ctx: IommufdCtx, a: HwptInvalidateArgs): Pr
       }
       return { entryNum: done };
     }
-    if (pt.type === 'viommu') return fail('EOPNOTSUPP', `${what}: vIOMMU invalidation is not implemented yet`);
+    if (pt.type === 'viommu') {
+      // vIOMMU invalidation: src/viommu.ts (the driver's cache_invalidate).
+      const { viommuCacheInvalidate } = await import('./viommu.js');
+      const bytes = entryNum === 0 ? new Uint8Array(0) : userBytes(ctx, what, a, entryNum * entryLen)();
+      return await viommuCacheInvalidate(pt as IommufdViommu, dataType, entryLen, bytes, entryNum);
+    }
     return fail('EINVAL', `${what}: object ${hwptId} is a ${pt.type}, not a HWPT_NESTED or VIOMMU`);
   } catch (e) {
     if (e instanceof IommufdError && e.out !== undefined && 'entryNum' in e.out) throw e;

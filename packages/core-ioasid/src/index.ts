@@ -5,6 +5,7 @@ export { IommufdError, fail } from './errors.js';
 export { IommuFd, type IommuFdOpenOptions } from './iommufd.js';
 export { IommufdCtx } from './context.js';
 export { ObjectTable, IommufdObject, type ObjType } from './object-table.js';
+export { FailNth, failpoint, armedInjector } from './fail-nth.js';
 export {
   Ioas,
   getIoas,
@@ -124,3 +125,33 @@ export {
   MOCK_ACCESS_RW_WRITE,
   MOCK_ACCESS_RW_SLOW_PATH,
 } from './selftest-access.js';
+// faults and vIOMMU
+export { IommufdFault, FaultFile, faultQueueAlloc, faultHwptAttached, faultAutoResponse, getFault } from './fault.js';
+export {
+  EventqFile,
+  IommufdVeventq,
+  VeventqFile,
+  veventqAlloc,
+  IOMMUFD_VEVENT_HEADER_BYTES,
+  type VeventqAllocArgs,
+} from './eventq.js';
+export {
+  IommufdViommu,
+  ViommuHwptNested,
+  getViommu,
+  viommuAlloc,
+  viommuHwptNestedAlloc,
+  viommuCacheInvalidate,
+  iommufdMmap,
+  type ViommuAllocArgs,
+  type IommufdMapping,
+  type IommufdMmapArgs,
+} from './viommu.js';
+export { IommufdVdevice, vdeviceAlloc, vdeviceOf, vdeviceDeviceGone } from './vdevice.js';
+export { IommufdHwQueue, hwQueueAlloc, type HwQueueAllocArgs } from './hw-queue.js';
+export {
+  ViommuTestOps,
+  IOMMU_TEST_OP_TRIGGER_IOPF,
+  IOMMU_TEST_OP_DEV_CHECK_CACHE,
+  IOMMU_TEST_OP_TRIGGER_VEVENT,
+} from './selftest-viommu.js';

@@ -57,6 +57,12 @@ import {
   accessUnpin,
   type AccessCreateArgs,
 } from './access.js';
+// faults and vIOMMU
+import { faultQueueAlloc, type FaultFile } from './fault.js';
+import { veventqAlloc, type VeventqAllocArgs, type VeventqFile } from './eventq.js';
+import { iommufdMmap, viommuAlloc, type IommufdMapping, type IommufdMmapArgs, type ViommuAllocArgs } from './viommu.js';
+import { vdeviceAlloc } from './vdevice.js';
+import { hwQueueAlloc, type HwQueueAllocArgs } from './hw-queue.js';
 
 /** Options of {@link IommuFd.open}. */
 export interface IommuFdOpenOptions {
@@ -301,5 +307,50 @@ export class IommuFd {
   async accessRw(a: { accessId: number; iova: bigint | number; data: Uint8Array; flags?: number }): Promise<void> {
     this.check('iommufd_access_rw');
     return accessRw(this.ctx, a);
+  }
+
+  // faults and vIOMMU
+
+  /**
+   * IOMMU_FAULT_QUEUE_ALLOC: a FAULT object and its file, installed in {@link files}
+   * (`outFaultFd`; `file` is the same object: `read(count)` / `write(bytes)` as read(2) / write(2)).
+   */
+  async faultQueueAlloc(a: { flags?: number } = {}): Promise<{ outFaultId: number; outFaultFd: number; file: FaultFile }> {
+    this.check('IOMMU_FAULT_QUEUE_ALLOC');
+    return faultQueueAlloc(this.ctx, this.files, a);
+  }
+
+  /** IOMMU_VIOMMU_ALLOC: returns the id and the driver's out data (`data`, written back to `data_uptr`). */
+  async viommuAlloc(a: ViommuAllocArgs): Promise<{ outViommuId: number; data?: Uint8Array }> {
+    this.check('IOMMU_VIOMMU_ALLOC');
+    return viommuAlloc(this.ctx, a);
+  }
+
+  /** IOMMU_VDEVICE_ALLOC. */
+  async vdeviceAlloc(a: { viommuId: number; devId: number; virtId: bigint | number }): Promise<{ outVdeviceId: number }> {
+    this.check('IOMMU_VDEVICE_ALLOC');
+    return vdeviceAlloc(this.ctx, a);
+  }
+
+  /** IOMMU_VEVENTQ_ALLOC: a VEVENTQ and its (read-only) file, installed in {@link files}. */
+  async veventqAlloc(a: VeventqAllocArgs): Promise<{ outVeventqId: number; outVeventqFd: number; file: VeventqFile }> {
+    this.check('IOMMU_VEVENTQ_ALLOC');
+    return veventqAlloc(this.ctx, this.files, a);
+  }
+
+  /** IOMMU_HW_QUEUE_ALLOC. */
+  async hwQueueAlloc(a: HwQueueAllocArgs): Promise<{ outHwQueueId: number }> {
+    this.check('IOMMU_HW_QUEUE_ALLOC');
+    return hwQueueAlloc(this.ctx, a);
+  }
+
+  /**
+   * mmap(2) of the iommufd (`iommufd_fops_mmap`): maps a driver region (e.g. a vIOMMU's page at
+   * its `out_mmap_offset`); the view stays valid until `munmap()`. EINVAL (length not page aligned,
+   * private), EPERM (exec), ENXIO (not exactly a region).
+   */
+  mmap(a: IommufdMmapArgs): IommufdMapping {
+    this.check('mmap');
+    return iommufdMmap(this.ctx, a);
   }
 }

@@ -13,6 +13,7 @@
  *   stays allocated until the context closes; lookups answer `ENOENT`.
  */
 import { fail } from './errors.js';
+import { failpoint } from './fail-nth.js';
 
 /** Object kinds, as `enum iommufd_object_type`. */
 export type ObjType =
@@ -38,6 +39,12 @@ export abstract class IommufdObject {
   visible = false;
   /** The object kind. */
   abstract readonly type: ObjType;
+
+  constructor() {
+    // The object's kzalloc in iommufd_object_alloc may fail (fail_nth): it fails before the
+    // subclass constructor runs, so nothing it would take (users references) is taken.
+    failpoint(null, 'object.alloc');
+  }
   /**
    * Releases what the object holds (the kernel's per-type `destroy` op). Called once, after the
    * object left the table. It must drop the `users` it holds on other objects.
@@ -77,6 +84,7 @@ export class ObjectTable {
 
   /** Reserves an id for `obj`, hidden until {@link finalize} (`iommufd_object_alloc`). */
   alloc<T extends IommufdObject>(obj: T): T {
+    failpoint(null, 'object.id_alloc'); // xa_alloc may fail (fail_nth): nothing reserved then
     let id: number;
     if (this.freeIds.length > 0) id = this.freeIds.shift()!;
     else {

@@ -42,6 +42,7 @@ import {
   type IommufdAccess,
 } from './access.js';
 import { fail, IommufdError } from './errors.js';
+import { failpoint } from './fail-nth.js';
 import type { IommuFd } from './iommufd.js';
 import { hex, PAGE_SIZE, PAGE_SIZE_N, u32, u64, ULONG_MAX } from './uapi/u64.js';
 
@@ -221,6 +222,7 @@ export class AccessTestOps {
     const access = st.access!;
     if (f & MOCK_FLAGS_ACCESS_SYZ) io = this.syzConvIova(access, io);
     const npages = Number((((io + len + PAGE_SIZE_N - 1n) & ~(PAGE_SIZE_N - 1n)) - (io & ~(PAGE_SIZE_N - 1n))) / PAGE_SIZE_N);
+    failpoint(this.fd.ctx, 'selftest.access_pages'); // kvcalloc of the pages array
     const pages = accessPinPages(access, io, len, f & MOCK_FLAGS_ACCESS_WRITE ? IOMMUFD_ACCESS_RW_WRITE : 0);
     if (up !== 0n) {
       try {
@@ -229,6 +231,12 @@ export class AccessTestOps {
         unpinPages(access, io, len);
         throw e;
       }
+    }
+    try {
+      failpoint(this.fd.ctx, 'selftest.access_item'); // kzalloc of the item
+    } catch (e) {
+      unpinPages(access, io, len);
+      throw e;
     }
     const item: AccessItem = { iova: io, length: len, id: st.takeId() };
     st.items.push(item);

@@ -3,6 +3,7 @@ import type { BackendCapabilities } from './capabilities.js';
 import type { DeviceSpec, HwInfo, IommuDevice, ReservedRegion } from './device.js';
 import type { AttachTarget, DomainAllocFlags, NestedDomain, PagingDomain } from './domain.js';
 import type { IommuFault, PageResponse } from './fault.js';
+import type { IommuViommu, ViommuAllocEnv } from './viommu.js';
 
 /**
  * What a host driver is given: the same things a kernel driver has. It reaches its hardware only
@@ -89,6 +90,20 @@ export interface IommuDriver {
 
   /** Drains the hardware's fault/event queues now (they are also drained on interrupt). */
   drainFaults(): Promise<number>;
+
+  /**
+   * The `IOMMU_VIOMMU_TYPE_*` values {@link IommuDriver.viommuAlloc} takes (`get_viommu_size`
+   * != 0): the host refuses another type (`EOPNOTSUPP`) before it looks at the parent HWPT.
+   */
+  readonly viommuTypes?: readonly number[];
+
+  /**
+   * `viommu_init` (optional; without it the driver has no vIOMMU): a vIOMMU of `type` for the
+   * IOMMU instance behind `dev`, over the nest-parent domain `parent` (`EINVAL` if it is not a
+   * nest parent of this driver). `data` is the type's driver data (empty when none was given).
+   * `EOPNOTSUPP` for an unknown type; data errors as the type defines them.
+   */
+  viommuAlloc?(dev: IommuDevice, parent: PagingDomain, type: number, data: Uint8Array, env?: ViommuAllocEnv): Promise<IommuViommu>;
 
   /** Disables the hardware and releases every table and queue. Further calls throw `ENODEV`. */
   shutdown(): Promise<void>;

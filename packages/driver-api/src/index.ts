@@ -35,6 +35,13 @@ export {
   type DomainUser,
 } from './domain.js';
 export type { DriverContext, IommuDriver } from './driver.js';
+export type {
+  IommuViommu,
+  IommuHwQueue,
+  ViommuAllocEnv,
+  ViommuEvent,
+  ViommuEventHandler,
+} from './viommu.js';
 export type { IommuHardware, DevicePageRequest, HardwareContext } from './hardware.js';
 export { defineBackend, loadBackend, type BackendPlugin } from './backend.js';
 export { openBackend, type OpenBackendOptions, type BackendStack } from './open-backend.js';

@@ -51,3 +51,15 @@ export const IOMMU_TEST_PASID_RESERVED = 1024;
 export const MOCK_FLAGS_DEVICE_NO_DIRTY = 1;
 /** Device flag: the device supports PASID. */
 export const MOCK_FLAGS_DEVICE_PASID = 1 << 2;
+/** `IOMMU_VIOMMU_TYPE_SELFTEST`: data `{u32 in_data; u32 out_data; u64 out_mmap_offset; u64 out_mmap_length}`. */
+export const IOMMU_VIOMMU_TYPE_SELFTEST = 0xdeadbeef;
+/** `IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST`: entries `{u32 flags; u32 vdev_id; u32 cache_id}`. */
+export const IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST = 0xdeadbeef;
+/** `IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST_INVALID` (a type the mock rejects). */
+export const IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST_INVALID = 0xdadbeef;
+/** `IOMMU_VEVENTQ_TYPE_SELFTEST`: event `{u32 virt_id}`. */
+export const IOMMU_VEVENTQ_TYPE_SELFTEST = 0xbeefbeef;
+/** `IOMMU_HW_QUEUE_TYPE_SELFTEST`. */
+export const IOMMU_HW_QUEUE_TYPE_SELFTEST = 0xdeadbeef;
+/** Number of selftest HW queue indexes per vIOMMU (`IOMMU_TEST_HW_QUEUE_MAX`). */
+export const IOMMU_TEST_HW_QUEUE_MAX = 2;

@@ -18,10 +18,12 @@ import {
   type IommuDevice,
   type IommuDriver,
   type IommuFault,
+  type IommuViommu,
   type NestedDomain,
   type PageResponse,
   type PagingDomain,
   type ReservedRegion,
+  type ViommuAllocEnv,
 } from '@iommulab/driver-api';
 import { RuntimeError, qEmpty, qIdx, qInc, waitUntil, type PhysMem, type RegisterFile } from '@iommulab/runtime';
 import {
@@ -42,6 +44,7 @@ import {
   IOMMU_HW_INFO_TYPE_SELFTEST,
   IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_TEST_PASID_RESERVED,
+  IOMMU_VIOMMU_TYPE_SELFTEST,
   MOCK_APERTURE_LAST,
   MOCK_APERTURE_START,
   MOCK_HUGE_PAGE_SIZE,
@@ -52,6 +55,7 @@ import { DriverCommandQueue, type CommandFiller } from './driver-cmdq.js';
 import { MockNestedDomain } from './nested-domain.js';
 import { MockPageTable } from './page-table.js';
 import { MockPagingDomain, type DomainHost } from './paging-domain.js';
+import { MockViommu, mockDeviceCache, setNestedViommu, triggerMockVevent, viommuAttachPrepare, type ViommuHost } from './viommu.js';
 import {
   CAP_DIRTY,
   CAP_HUGE,
@@ -144,6 +148,8 @@ function parentOf(t: Target): MockPagingDomain | undefined {
 /** The mock IOMMU host driver. Create with {@link MockDriver.create}. */
 export class MockDriver implements IommuDriver, DomainHost {
   readonly backendId = 'mock';
+  /** vIOMMU types {@link MockDriver.viommuAlloc} takes (viommu.ts). */
+  readonly viommuTypes: readonly number[] = [IOMMU_VIOMMU_TYPE_SELFTEST];
   readonly capabilities: BackendCapabilities;
   readonly instanceId: string;
   private readonly mem: PhysMem;
@@ -162,6 +168,8 @@ export class MockDriver implements IommuDriver, DomainHost {
   private readonly devices = new Map<number, DeviceState>();
   private readonly domains = new Set<MockPagingDomain | MockNestedDomain>();
   private readonly domainIds = new Set<number>();
+  /** vIOMMUs not destroyed yet (viommu.ts). */
+  private readonly viommus = new Set<MockViommu>();
   private nextDomainId = 1;
   private nextObjectId = 1;
   private readonly handlers = new Set<(f: IommuFault) => void>();
@@ -497,6 +505,65 @@ export class MockDriver implements IommuDriver, DomainHost {
     return d;
   }
 
+  // ------------------------------------------------------------------------------ vIOMMU
+
+  /**
+   * `viommu_init` of the selftest vIOMMU (viommu.ts): type IOMMU_VIOMMU_TYPE_SELFTEST only
+   * (EOPNOTSUPP), over a nest-parent paging domain of this instance (EINVAL).
+   */
+  async viommuAlloc(dev: IommuDevice, parent: PagingDomain, type: number, data: Uint8Array, env?: ViommuAllocEnv): Promise<IommuViommu> {
+    this.state(dev, 'viommuAlloc');
+    if (type !== IOMMU_VIOMMU_TYPE_SELFTEST) throw new IommuError('EOPNOTSUPP', `viommuAlloc: type 0x${(type >>> 0).toString(16)} is not IOMMU_VIOMMU_TYPE_SELFTEST`);
+    if (!(parent instanceof MockPagingDomain) || !this.domains.has(parent) || !parent.flags.nestParent) {
+      throw new IommuError('EINVAL', 'viommuAlloc: the parent is not a nest-parent paging domain of this instance');
+    }
+    const host: ViommuHost = {
+      checkAlive: () => this.checkAlive(),
+      mem: this.mem,
+      allocViommuNested: (d, v, dataType, bytes, flags) => this.allocViommuNested(d, v, dataType, bytes, flags),
+    };
+    const v = MockViommu.create(host, parent, data ?? new Uint8Array(0), env);
+    this.viommus.add(v);
+    const destroy = v.destroy.bind(v);
+    v.destroy = async () => {
+      this.viommus.delete(v);
+      await destroy();
+    };
+    return v;
+  }
+
+  /** `mock_viommu_alloc_domain_nested`: only the pasid flag; IOMMU_HWPT_DATA_SELFTEST data (≥ 4 bytes). */
+  private async allocViommuNested(dev: IommuDevice, viommu: MockViommu, dataType: number, data: Uint8Array, flags: DomainAllocFlags): Promise<MockNestedDomain> {
+    this.state(dev, 'viommu domainAllocNested');
+    if (flags.nestParent || flags.dirtyTracking) throw new IommuError('EOPNOTSUPP', 'viommu domainAllocNested: only the pasid flag is supported');
+    if (dataType !== IOMMU_HWPT_DATA_SELFTEST) {
+      throw new IommuError('EOPNOTSUPP', `viommu domainAllocNested: data type 0x${dataType.toString(16)} is not IOMMU_HWPT_DATA_SELFTEST`);
+    }
+    if (!(data instanceof Uint8Array) || data.length < 4) throw new IommuError('EINVAL', `viommu domainAllocNested: selftest data needs at least 4 bytes, got ${data?.length}`);
+    const iotlb = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0, true);
+    const d = new MockNestedDomain(this, this.nextObjectId++, viommu.parent, dataType, iotlb);
+    setNestedViommu(d, viommu);
+    this.domains.add(d);
+    return d;
+  }
+
+  /**
+   * The selftest's IOMMU_TEST_OP_TRIGGER_VEVENT: reports a vEVENT `{u32 virt_id}` for `dev` on the
+   * vIOMMU its RID is attached through (ENOENT if none; EOPNOTSUPP when no queue takes it).
+   */
+  triggerViommuEvent(dev: IommuDevice): void {
+    this.state(dev, 'triggerViommuEvent');
+    triggerMockVevent(dev);
+  }
+
+  /** The selftest's IOMMU_TEST_OP_DEV_CHECK_CACHE: mock device cache slot `id` (EINVAL for id > 3). */
+  deviceCacheValue(dev: IommuDevice, id: number): number {
+    this.state(dev, 'deviceCacheValue');
+    const c = mockDeviceCache(dev);
+    if (!Number.isInteger(id) || id < 0 || id >= c.length) throw new IommuError('EINVAL', `device cache id ${id} is not 0..${c.length - 1}`);
+    return c[id]!;
+  }
+
   // ------------------------------------------------------------------------------ attach
 
   async attachDevice(dev: IommuDevice, target: AttachTarget): Promise<void> {
@@ -506,10 +573,13 @@ export class MockDriver implements IommuDriver, DomainHost {
     if (pd?.flags.dirtyTracking && dev.spec.noDirty) {
       throw new IommuError('EINVAL', `attachDevice: device ${dev.rid} cannot use dirty-tracking domain ${pd.id}`);
     }
+    // A nested domain of a vIOMMU needs the device's virtual id there (ENOENT): viommu.ts.
+    const viommuCommit = viommuAttachPrepare(dev, t);
     const key = MockDriver.key(dev.rid, -1);
     usersOf(st.target)?.delete(key);
     st.target = t;
     usersOf(t)?.add(key);
+    viommuCommit();
     this.writeDeviceDte(st);
     await this.submit(1, (u32, w) => writeCmdInvDte(u32, w, dev.rid));
   }
@@ -728,6 +798,7 @@ export class MockDriver implements IommuDriver, DomainHost {
     }
     for (const st of this.devices.values()) st.pasidTable?.free();
     this.devices.clear();
+    for (const v of [...this.viommus]) await v.destroy();
     for (const d of this.domains) if (d instanceof MockPagingDomain && !d.isFreed) d.table.free();
     this.domains.clear();
     const mem = this.mem;

@@ -14,6 +14,13 @@ export { MockNestedDomain, SELFTEST_INVALIDATE_ENTRY_BYTES } from './nested-doma
 export { MockPageTable, PT_READ, PT_WRITE, type PtLeaf } from './page-table.js';
 export { PasidTable, writeDte } from './device-table.js';
 export { Iotlb } from './iotlb.js';
+export {
+  MockViommu,
+  mockDeviceCache,
+  nestedDomainViommu,
+  VIOMMU_SELFTEST_DATA_BYTES,
+  VIOMMU_INVALIDATE_SELFTEST_ENTRY_BYTES,
+} from './viommu.js';
 export * from './constants.js';
 // Register and descriptor layouts: `@iommulab/hw-mock/codec`.
 

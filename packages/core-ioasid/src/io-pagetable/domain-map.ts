@@ -8,6 +8,7 @@
  */
 import { IotlbGather, type PagingDomain } from '@iommulab/driver-api';
 import { fail } from '../errors.js';
+import { failpoint } from '../fail-nth.js';
 import { PAGE_SIZE } from '../uapi/u64.js';
 import type { IoptArea } from './area.js';
 
@@ -58,6 +59,7 @@ function mapRange(domain: IoptDomain, iova: number, pa: number, size: number, pr
   let done = 0;
   while (done < size) {
     const { pgsize, count } = iommuPgsize(domain.pageSizes, iova + done, pa + done, size - done);
+    failpoint(null, 'driver.map_pages'); // the driver's page-table allocation fails before it maps anything
     const mapped = domain.mapPages(iova + done, pa + done, pgsize, count, prot);
     if (mapped <= 0) fail('EINVAL', `iommu_map: domain mapped nothing at 0x${(iova + done).toString(16)}`);
     done += mapped;

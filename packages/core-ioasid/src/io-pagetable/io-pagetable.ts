@@ -10,6 +10,7 @@
  */
 import { IotlbGather, Prot } from '@iommulab/driver-api';
 import { fail } from '../errors.js';
+import { failpoint } from '../fail-nth.js';
 import { hex, PAGE_SIZE, PAGE_SIZE_N, ULONG_MAX, U64_MAX } from '../uapi/u64.js';
 import type { RlimitMode } from '../user-memory/accounting.js';
 import type { Memfd } from '../user-memory/memfd.js';
@@ -145,6 +146,7 @@ export class IoPagetable {
     const uptr = o.userVa & PAGE_MASK_N;
     const startByte = o.userVa - uptr;
     const npages = pagesSpan(startByte, o.length);
+    failpoint(null, 'iopt.pages_alloc');
     const pages = new IoptPages({ kind: 'user', process: o.process, uptr }, npages, (o.prot & Prot.WRITE) !== 0, o.accountMode, o.process);
     return this.mapPages([{ pages, startByte, length: o.length }], o.length, o.iova, o.prot);
   }
@@ -164,6 +166,7 @@ export class IoPagetable {
     const startDown = o.start & PAGE_MASK_N;
     const startByte = o.start - startDown;
     const npages = pagesSpan(startByte, o.length);
+    failpoint(null, 'iopt.pages_alloc');
     const pages = new IoptPages({ kind: 'file', file: o.file, start: startDown }, npages, (o.prot & Prot.WRITE) !== 0, o.accountMode, o.process);
     return this.mapPages([{ pages, startByte, length: o.length }], o.length, o.iova, o.prot);
   }
@@ -214,6 +217,7 @@ export class IoPagetable {
         if ((prot & Prot.WRITE) !== 0 && !elm.pages.writable) fail('EPERM', 'writable mapping of pages that are not writable');
         const last = cur + elm.length - 1n;
         if (last > U64_MAX) fail('EOVERFLOW', `iova ${hex(cur)} + length ${hex(elm.length)} overflows`);
+        failpoint(null, 'iopt.area_alloc');
         const area = new IoptArea(cur, last, elm.pages, elm.startByte, prot);
         if (this.alignment !== 1n && (BigInt(area.pageOffset) & this.alignMask) !== 0n) {
           fail('EINVAL', `user address page offset ${area.pageOffset} is not a multiple of the IOAS alignment ${this.alignment}`);
@@ -248,6 +252,7 @@ export class IoPagetable {
       }
       const last = this.checkIova(iova, length);
       if ((prot & Prot.WRITE) !== 0 && !elm.pages.writable) fail('EPERM', 'writable mapping of pages that are not writable');
+      failpoint(null, 'iopt.area_alloc');
       area = new IoptArea(iova, last, elm.pages, elm.startByte, prot);
       if (this.alignment !== 1n && (BigInt(area.pageOffset) & this.alignMask) !== 0n) {
         fail('EINVAL', `user address page offset ${area.pageOffset} is not a multiple of the IOAS alignment ${this.alignment}`);
@@ -346,6 +351,12 @@ export class IoPagetable {
     let done = false;
     while (area !== undefined && area.pages !== null && area.start <= cur) {
       const l = last < area.last ? last : area.last;
+      try {
+        failpoint(null, 'iopt.pages_list');
+      } catch (e) {
+        for (const s of out) s.pages.put();
+        throw e;
+      }
       out.push({ pages: area.pages.get(), startByte: area.startByte(cur), length: l - cur + 1n });
       if (last <= area.last) {
         done = true;
@@ -482,6 +493,7 @@ export class IoPagetable {
       for (const o of next) {
         if (o.start <= r.last && o.last >= r.start) fail('EINVAL', `allowed range [${hex(r.start)}, ${hex(r.last)}] overlaps another`);
       }
+      failpoint(null, 'iopt.allowed_alloc');
       next.push({ start: r.start, last: r.last });
     }
     for (const r of next) {
@@ -501,6 +513,7 @@ export class IoPagetable {
     if (this.areas.firstIntersecting(start, last) !== undefined || this.allowedIntersects(start, last)) {
       fail('EADDRINUSE', `reserved range [${hex(start)}, ${hex(last)}] intersects a mapping or an allowed range`);
     }
+    failpoint(null, 'iopt.reserved_alloc');
     this.reserved.push({ start, last, owner });
     this.reservedSpansCache = null;
   }

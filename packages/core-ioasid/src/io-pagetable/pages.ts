@@ -15,6 +15,7 @@
  * - COPY shares the pages object between areas (kref), so pins and charges are shared.
  */
 import { fail, IommufdError } from '../errors.js';
+import { failpoint } from '../fail-nth.js';
 import { PAGE_SIZE } from '../uapi/u64.js';
 import { chargeMemlock, unchargeMemlock, type RlimitMode } from '../user-memory/accounting.js';
 import type { Memfd } from '../user-memory/memfd.js';
@@ -95,6 +96,7 @@ export class IoptPages {
    */
   pin(first: number, last: number): void {
     if (first < 0 || last >= this.npages || first > last) throw new Error(`IoptPages.pin: bad range [${first}, ${last}]`);
+    failpoint(null, 'pages.pin'); // the pfn batch / xarray allocations of iopt_pages_fill
     if (this.users === null) {
       this.users = new Uint32Array(this.npages);
       this.frames = new Float64Array(this.npages);

@@ -22,6 +22,25 @@ export const LEAF_ENTRIES = 512;
 const tables = new WeakMap<PhysMem, FrameTable>();
 
 /**
+ * Fault-injection hook (the model's fail_nth, see src/fail-nth.ts): when set, it is called at each
+ * allocation point of the user-memory model (`user.pin`: one pin call of a process or memfd;
+ * `user.frame_alloc`: one allocation of frames from PhysMem) before anything changes, and may
+ * throw (ENOMEM) to fail that allocation. The user-memory model does not know iommufd: the
+ * injector installs and removes the hook itself.
+ */
+let faultHook: ((site: string) => void) | null = null;
+
+/** Installs (or with null removes) the user-memory fault-injection hook. */
+export function setUserMemoryFaultHook(hook: ((site: string) => void) | null): void {
+  faultHook = hook;
+}
+
+/** Calls the fault-injection hook, if one is installed. */
+export function userMemoryFailpoint(site: string): void {
+  if (faultHook !== null) faultHook(site);
+}
+
+/**
  * Reference counts for every frame of one {@link PhysMem}. One table per PhysMem, shared by every
  * process and memfd built on it ({@link FrameTable.of}), so a frame can be referenced from several
  * owners (a memfd's page cache, a shared mapping, pins) and is freed exactly once.
@@ -61,6 +80,7 @@ export class FrameTable {
    * @throws IommufdError ENOMEM when PhysMem is exhausted.
    */
   alloc1(): number {
+    userMemoryFailpoint('user.frame_alloc');
     let pa: number;
     try {
       pa = this.mem.allocFrame();
@@ -80,6 +100,7 @@ export class FrameTable {
    * @throws IommufdError ENOMEM when PhysMem cannot supply them (nothing allocated then).
    */
   allocInto(count: number, out: Uint32Array, outOff: number, alignFrames = 1): void {
+    userMemoryFailpoint('user.frame_alloc');
     const mem = this.mem;
     const refs = this.refs;
     let pa = -1;

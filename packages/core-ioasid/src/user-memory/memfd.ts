@@ -10,7 +10,7 @@
 import { type PhysMem } from '@iommulab/runtime';
 import { fail } from '../errors.js';
 import { PAGE_SIZE } from '../uapi/u64.js';
-import { FrameTable, PageObject } from './frames.js';
+import { FrameTable, PageObject, userMemoryFailpoint } from './frames.js';
 
 let nextFd = 3;
 
@@ -126,6 +126,7 @@ export class Memfd {
         `Memfd.pin: pages [${first}, ${first + npages}) reach past the end of the file (${this.obj.size} bytes)`,
       );
     }
+    userMemoryFailpoint('user.pin');
     const out = new Float64Array(npages);
     const progress = { done: 0 };
     const ft = this.obj.ft;

@@ -31,7 +31,7 @@ import { type PhysMem } from '@iommulab/runtime';
 import { fail, IommufdError } from '../errors.js';
 import { PAGE_SIZE } from '../uapi/u64.js';
 import { MemlockAccount } from './accounting.js';
-import { FrameTable, PageObject, PageTable } from './frames.js';
+import { FrameTable, PageObject, PageTable, userMemoryFailpoint } from './frames.js';
 import { Memfd } from './memfd.js';
 
 /** Page protection of a mapping: read-only or read-write. */
@@ -352,6 +352,7 @@ export class UserProcess {
     if (ve > TASK_PAGES) fail('EFAULT', `pin: ${hx(addr)} + ${npages} pages is beyond user space`);
     const kind: Access = write ? PIN_WRITE : PIN_READ;
     this.check(vs, ve, kind, 'pin');
+    userMemoryFailpoint('user.pin');
     const out = new Float64Array(npages);
     const ft = this.ft;
     const refs = ft.refs;
