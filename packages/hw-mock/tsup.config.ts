@@ -7,5 +7,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   shims: true,
+  splitting: true,
   target: 'node20',
 });
