@@ -27,3 +27,30 @@ export { FdTable, type FdObject } from './abi/fd-table.js';
 export * from './uapi/constants.js';
 export { U64_MAX, ULONG_MAX, PAGE_SIZE } from './uapi/u64.js';
 export * from './user-memory/index.js';
+// VFIO type1 compatibility
+export {
+  VFIO_API_VERSION,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_DMA_CC_IOMMU,
+  VFIO_TYPE1_NESTING_IOMMU,
+  VFIO_NOIOMMU_IOMMU,
+  VFIO_UNMAP_ALL,
+  VFIO_UPDATE_VADDR,
+  VFIO_TYPE,
+  VFIO_BASE,
+  VFIO_GET_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_SET_IOMMU,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_IOMMU_INFO_PGSIZES,
+  VFIO_IOMMU_INFO_CAPS,
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  type VfioType1Info,
+} from './vfio-type1.js';

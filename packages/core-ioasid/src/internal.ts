@@ -158,3 +158,31 @@ export {
   IOMMU_TEST_OP_DEV_CHECK_CACHE,
   IOMMU_TEST_OP_TRIGGER_VEVENT,
 } from './selftest-viommu.js';
+// VFIO type1 compatibility
+export * from './vfio-type1.js';
+// test cmd and dma-buf
+export { IOMMU_TEST_CMD_NR, setTestCmdHandler, type TestCmdHandler } from './abi/dispatch.js';
+export {
+  enableSelftest,
+  disableSelftest,
+  selftestOf,
+  testCmdIoctl,
+  testOpLayout,
+  dmabufOf,
+  Selftest,
+  IOMMU_TEST_CMD,
+  IOMMU_TEST_CMD_LAYOUT,
+  IOMMU_TEST_CMD_UNION_OFFSET,
+  TEST_OP_LAYOUTS,
+  type SelftestConfig,
+  type TestOpLayout,
+} from './abi/test-cmd.js';
+export {
+  DmaBuf,
+  dmabufGet,
+  dmabufRevoke,
+  dmabufMapFile,
+  DMABUF_MAX_PAGES,
+  IOMMU_TEST_OP_DMABUF_GET,
+  IOMMU_TEST_OP_DMABUF_REVOKE,
+} from './dmabuf.js';

@@ -21,6 +21,7 @@ import {
 import { hex, u32, u64, ULONG_MAX } from './uapi/u64.js';
 import { chargeMemlock, pagesAccountMode, unchargeMemlock } from './user-memory/accounting.js';
 import { Memfd } from './user-memory/memfd.js';
+import { DmaBuf, dmabufMapFile } from './dmabuf.js';
 
 // Result wrappers (module-level: no closure per call on the hot path).
 const toIova = (v: bigint): { iova: bigint } => ({ iova: v });
@@ -140,7 +141,7 @@ export function ioasMap(
 /** IOMMU_IOAS_MAP_FILE (`iommufd_ioas_map_file`). `fd` is the memfd (the ABI layer resolves numbers). */
 export function ioasMapFile(
   ctx: IommufdCtx,
-  a: { flags: number; ioasId: number; fd: Memfd; start: bigint | number; length: bigint | number; iova?: bigint | number },
+  a: { flags: number; ioasId: number; fd: Memfd | DmaBuf; start: bigint | number; length: bigint | number; iova?: bigint | number },
 ): MaybePromise<{ iova: bigint }> {
   const what = 'IOMMU_IOAS_MAP_FILE';
   const flags = u32(a.flags, 'flags');
@@ -152,6 +153,10 @@ export function ioasMapFile(
   checkRw(what, flags);
   const ioas = getIoas(ctx, u32(a.ioasId, 'ioas_id'));
   const file = a.fd; // read after the IOAS lookup, as the kernel's fget()
+  if (file instanceof DmaBuf) {
+    const prot = convIommuProt(flags);
+    return then(dmabufMapFile(ctx, ioas.iopt, file, { start, length, prot, iova: flags & IOMMU_IOAS_MAP_FIXED_IOVA ? iova : null }), toIova);
+  }
   if (!(file instanceof Memfd) || !file.isOpen) fail('EBADF', `${what}: fd is not an open memfd`);
   const proc = ctx.current;
   const out = ioas.iopt.mapFile({

@@ -63,6 +63,17 @@ import { veventqAlloc, type VeventqAllocArgs, type VeventqFile } from './eventq.
 import { iommufdMmap, viommuAlloc, type IommufdMapping, type IommufdMmapArgs, type ViommuAllocArgs } from './viommu.js';
 import { vdeviceAlloc } from './vdevice.js';
 import { hwQueueAlloc, type HwQueueAllocArgs } from './hw-queue.js';
+// VFIO type1 compatibility
+import {
+  vfioCheckExtension,
+  vfioGetApiVersion,
+  vfioIommuGetInfo,
+  vfioIommuMapDma,
+  vfioIommuUnmapDma,
+  vfioSetIommu,
+  vfioType1Ioctl,
+  type VfioType1Info,
+} from './vfio-type1.js';
 
 /** Options of {@link IommuFd.open}. */
 export interface IommuFdOpenOptions {
@@ -352,5 +363,54 @@ export class IommuFd {
   mmap(a: IommufdMmapArgs): IommufdMapping {
     this.check('mmap');
     return iommufdMmap(this.ctx, a);
+  }
+
+  // VFIO type1 compatibility
+
+  /**
+   * The VFIO type1 container ioctls on /dev/iommu, for request numbers outside iommufd's table
+   * (abi/dispatch.ts routes them here; vfio-type1.ts). Resolves to the ioctl's return value;
+   * `ENOTTY` for unknown requests. VFIO_CHECK_EXTENSION / VFIO_SET_IOMMU take a value, passed as
+   * up to 8 little-endian bytes in `arg` (`vfioIoctlArg`).
+   */
+  async vfioCompatIoctl(cmd: number, arg: Uint8Array | null): Promise<number> {
+    this.check('ioctl');
+    return vfioType1Ioctl(this.ctx, cmd, arg);
+  }
+
+  /** VFIO_GET_API_VERSION: VFIO_API_VERSION (0). */
+  async vfioGetApiVersion(): Promise<number> {
+    this.check('VFIO_GET_API_VERSION');
+    return vfioGetApiVersion(this.ctx);
+  }
+
+  /** VFIO_CHECK_EXTENSION: 1 if supported, else 0 (VFIO_DMA_CC_IOMMU needs the compat IOAS). */
+  async vfioCheckExtension(a: { extension: bigint | number }): Promise<number> {
+    this.check('VFIO_CHECK_EXTENSION');
+    return vfioCheckExtension(this.ctx, a.extension);
+  }
+
+  /** VFIO_SET_IOMMU (VFIO_TYPE1_IOMMU turns the compat IOAS's huge pages off). */
+  async vfioSetIommu(a: { type: bigint | number }): Promise<void> {
+    this.check('VFIO_SET_IOMMU');
+    return vfioSetIommu(this.ctx, a.type);
+  }
+
+  /** VFIO_IOMMU_GET_INFO as values (the binary call lays out the capability chain). */
+  async vfioIommuGetInfo(): Promise<VfioType1Info> {
+    this.check('VFIO_IOMMU_GET_INFO');
+    return vfioIommuGetInfo(this.ctx);
+  }
+
+  /** VFIO_IOMMU_MAP_DMA: maps at exactly `iova`. */
+  async vfioIommuMapDma(a: { flags: number; vaddr: bigint | number; iova: bigint | number; size: bigint | number }): Promise<void> {
+    this.check('VFIO_IOMMU_MAP_DMA');
+    return vfioIommuMapDma(this.ctx, a);
+  }
+
+  /** VFIO_IOMMU_UNMAP_DMA: returns the bytes unmapped (0 for an empty range). */
+  async vfioIommuUnmapDma(a: { flags: number; iova: bigint | number; size: bigint | number }): Promise<{ size: bigint }> {
+    this.check('VFIO_IOMMU_UNMAP_DMA');
+    return vfioIommuUnmapDma(this.ctx, a);
   }
 }

@@ -53,3 +53,26 @@ export {
   IOMMU_TEST_OP_TRIGGER_VEVENT,
 } from './selftest-viommu.js';
 export { FailNth, failpoint, armedInjector } from './fail-nth.js';
+// test cmd and dma-buf
+export {
+  enableSelftest,
+  disableSelftest,
+  selftestOf,
+  testCmdIoctl,
+  testOpLayout,
+  dmabufOf,
+  Selftest,
+  IOMMU_TEST_CMD,
+  IOMMU_TEST_CMD_LAYOUT,
+  TEST_OP_LAYOUTS,
+  type SelftestConfig,
+  type TestOpLayout,
+} from './abi/test-cmd.js';
+export {
+  DmaBuf,
+  dmabufGet,
+  dmabufRevoke,
+  DMABUF_MAX_PAGES,
+  IOMMU_TEST_OP_DMABUF_GET,
+  IOMMU_TEST_OP_DMABUF_REVOKE,
+} from './dmabuf.js';

@@ -392,6 +392,21 @@ const HANDLERS: Readonly<Record<number, Handler>> = {
   },
 };
 
+// test cmd and dma-buf
+/** `_IOC_NR(IOMMU_TEST_CMD)` = IOMMUFD_CMD_BASE + 32. */
+export const IOMMU_TEST_CMD_NR = 0xa0;
+/** A target's IOMMU_TEST_CMD handler: resolves to the ioctl's return value (e.g. a dma-buf fd). */
+export type TestCmdHandler = (cmd: number, arg: Uint8Array | null) => Promise<number>;
+const testCmdHandlers = new WeakMap<object, TestCmdHandler>();
+/**
+ * Installs (or with null removes) the IOMMU_TEST_CMD handler of `target` (test-cmd.ts,
+ * `enableSelftest`). Without one, nr 0xa0 takes the path of a kernel without CONFIG_IOMMUFD_TEST.
+ */
+export function setTestCmdHandler(target: object, handler: TestCmdHandler | null): void {
+  if (handler === null) testCmdHandlers.delete(target);
+  else testCmdHandlers.set(target, handler);
+}
+
 /**
  * `ioctl(iommufd, cmd, arg)`: runs one binary iommufd ioctl against `target`'s typed methods.
  * `arg` is the caller's struct (read, and written back in place); `null` models a NULL pointer.
@@ -400,6 +415,9 @@ const HANDLERS: Readonly<Record<number, Handler>> = {
 export async function iommufdIoctl(target: IoctlTarget, cmd: number, arg: Uint8Array | null): Promise<number> {
   const request = cmd >>> 0;
   const nr = request & 0xff;
+  // CONFIG_IOMMUFD_TEST: IOMMU_TEST_CMD (nr 0xa0) is in the table only when the target enabled it.
+  const testCmd = nr === IOMMU_TEST_CMD_NR ? testCmdHandlers.get(target) : undefined;
+  if (testCmd !== undefined) return await testCmd(request, arg);
   if (nr < IOMMUFD_CMD_BASE || nr >= IOCTL_TABLE_END) {
     // main.c: iommufd_vfio_ioctl() (vfio_compat.c) answers ENOTTY for anything it doesn't know.
     if (typeof target.vfioCompatIoctl === 'function') return await target.vfioCompatIoctl(request, arg);

@@ -102,6 +102,7 @@ export function iommuUnmap(domain: IoptDomain, iova: number, size: number, gathe
  */
 export async function mapAreaIntoDomain(domain: IoptDomain, area: IoptArea, smallPages: boolean): Promise<void> {
   const pages = area.pagesRef;
+  if (pages.revoked) return; // revoked dma-buf: the kernel maps nothing (pages.c, phys.len == 0)
   const frames = pages.frameArray;
   const iova0 = Number(area.start);
   const total = Number(area.length);

@@ -45,6 +45,13 @@ export class IoptPages {
   private users: Uint32Array | null = null;
   /** Pages currently pinned (and charged). */
   npinned = 0;
+  /**
+   * dma-buf pages whose exporter revoked them (`iopt_dmabuf_revoked`): never mapped into a domain
+   * again (dmabuf.ts sets it and zaps the existing IOPTEs).
+   */
+  revoked = false;
+  /** Called when the last reference goes (dmabuf.ts: the pages' hold on the dma-buf). */
+  onRelease: (() => void) | null = null;
 
   constructor(source: PagesSource, npages: number, writable: boolean, accountMode: RlimitMode, accountProcess: UserProcess) {
     this.source = source;
@@ -71,6 +78,7 @@ export class IoptPages {
     if (--this.refs === 0 && this.npinned !== 0) {
       throw new Error(`IoptPages released with ${this.npinned} pages still pinned`);
     }
+    if (this.refs === 0 && this.onRelease !== null) this.onRelease();
   }
 
   /** True when page `index` is pinned. */
