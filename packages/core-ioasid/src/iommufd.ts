@@ -24,6 +24,7 @@ import {
 } from './ioas.js';
 import { option } from './option.js';
 import { u32 } from './uapi/u64.js';
+import type { DmaBuf } from './dmabuf.js';
 import type { Memfd } from './user-memory/memfd.js';
 import { UserProcess } from './user-memory/process.js';
 import { vfioIoas } from './vfio-compat.js';
@@ -171,7 +172,7 @@ export class IommuFd {
   async ioasMapFile(a: {
     flags: number;
     ioasId: number;
-    fd: Memfd;
+    fd: Memfd | DmaBuf;
     start: bigint | number;
     length: bigint | number;
     iova?: bigint | number;
