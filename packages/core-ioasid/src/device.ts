@@ -49,6 +49,12 @@ import { IommufdObject } from './object-table.js';
 import { IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_DEFAULT } from './uapi/constants.js';
 import { hex, u32 } from './uapi/u64.js';
 
+/**
+ * `IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED` (include/uapi/linux/iommufd.h, newest kernels). Kept local so
+ * the package's export list is unchanged.
+ */
+const IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED = 1 << 3;
+
 /** A device bound to the context (`struct iommufd_device`). */
 export class IommufdDevice extends IommufdObject {
   readonly type = 'device' as const;
@@ -468,11 +474,16 @@ export async function getHwInfo(
     fail('EOPNOTSUPP', `${what}: type ${hex(inType)} is not reported by the ${idev.driver.backendId} driver (it reports ${hex(info.type)})`);
   }
   // The core reports dirty tracking and (for PCI devices) PASID EXEC / PRIV; the driver computed them.
+  let caps = BigInt(info.capabilities >>> 0) & BigInt(IOMMU_HW_CAP_DIRTY_TRACKING | (info.maxPasidLog2 > 0 ? 0b110 : 0));
+  // device.c iommufd_get_hw_info: "Report when ATS cannot be used for this device" —
+  // `!device_iommu_capable(dev, IOMMU_CAP_PCI_ATS_SUPPORTED)`. Modelled from the device's ATS
+  // capability (the selftest mock never reports ATS support, so its devices get the bit).
+  if (idev.dev.spec.ats !== true) caps |= BigInt(IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED);
   return {
     data: info.data.slice(),
     dataLen: info.data.length,
     outDataType: info.type,
     outMaxPasidLog2: info.maxPasidLog2,
-    outCapabilities: BigInt(info.capabilities >>> 0) & BigInt(IOMMU_HW_CAP_DIRTY_TRACKING | (info.maxPasidLog2 > 0 ? 0b110 : 0)),
+    outCapabilities: caps,
   };
 }

@@ -49,6 +49,14 @@ interface DmabufImport {
   readonly ctx: IommufdCtx;
 }
 
+/** Pages objects made from a dma-buf (`pages->type == IOPT_ADDRESS_DMABUF`). */
+const dmabufPagesSet = new WeakSet<IoptPages>();
+
+/** True for a pages object imported from a dma-buf (`IOPT_ADDRESS_DMABUF`, not `IOPT_ADDRESS_FILE`). */
+export function isDmabufPages(pages: IoptPages): boolean {
+  return dmabufPagesSet.has(pages);
+}
+
 /** A selftest dma-buf: a zero-filled page store, its `open_flags` and the revoked flag. */
 export class DmaBuf {
   /** Size in bytes (a multiple of PAGE_SIZE). */
@@ -134,6 +142,7 @@ export class DmaBuf {
     if (this.isRevoked) fail('ENODEV', 'IOMMU_IOAS_MAP_FILE: the dma-buf is revoked');
     const imp: DmabufImport = { pages, ctx };
     this.importers.add(imp);
+    dmabufPagesSet.add(pages);
     pages.onRelease = () => {
       this.importers.delete(imp);
       this.releaseIfUnused();

@@ -215,7 +215,8 @@ export class VeventqFile extends EventqFile {
   }
 
   poll(): { readable: boolean; writable: boolean } {
-    return { readable: this.veventq.list.length > 0, writable: false };
+    // eventq.c iommufd_eventq_fops_poll (shared by FAULT and VEVENTQ): EPOLLOUT is always set.
+    return { readable: this.veventq.list.length > 0, writable: true };
   }
 }
 

@@ -42,12 +42,15 @@ import {
   IOMMU_HWPT_FAULT_ID_VALID,
   IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
 } from './uapi/constants.js';
-import { hex, PAGE_SIZE, u32, u64, U64_MAX, ULONG_MAX } from './uapi/u64.js';
+import { hex, u32, u64, U64_MAX, ULONG_MAX } from './uapi/u64.js';
 
 /** `IOMMU_NO_PASID`: the PASID value naming the RID (no-PASID) attachment. */
 export const IOMMU_NO_PASID = 0;
 
-/** Arbitrary cap on IOMMU_HWPT_INVALIDATE's entry_num (`IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX`). */
+/**
+ * Kept for API compatibility only: the kernel has no such cap (iommufd_hwpt_invalidate checks only
+ * `entry_num && (!data_uptr || !entry_len)`), so IOMMU_HWPT_INVALIDATE no longer enforces it.
+ */
 export const IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
 
 /** Common part of both HWPT kinds (`struct iommufd_hw_pagetable`). */
@@ -430,7 +433,9 @@ export async function hwptInvalidate(ctx: IommufdCtx, a: HwptInvalidateArgs): Pr
     const entryLen = u32(a.entryLen, 'entry_len');
     const dataType = u32(a.dataType, 'data_type');
     const hasPtr = hasUserData(a);
-    if (entryNum !== 0 && (!hasPtr || entryLen === 0 || entryLen > PAGE_SIZE || entryNum > IOMMU_HWPT_INVALIDATE_ENTRY_NUM_MAX)) {
+    // hw_pagetable.c iommufd_hwpt_invalidate: `entry_num && (!data_uptr || !entry_len)` is the only
+    // core check before the object lookup; entry_len / entry_num sizes are left to the driver.
+    if (entryNum !== 0 && (!hasPtr || entryLen === 0)) {
       fail('EINVAL', `${what}: entry_num ${entryNum} with entry_len ${entryLen} and ${hasPtr ? 'a' : 'no'} data pointer`);
     }
     const hwptId = u32(a.hwptId, 'hwpt_id');
@@ -521,24 +526,30 @@ export async function hwptGetDirtyBitmap(ctx: IommufdCtx, a: HwptGetDirtyBitmapA
   const pageSize = u64(a.pageSize, 'page_size');
   if (flags & ~IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) fail('EOPNOTSUPP', `${what}: unknown flags ${hex(flags)}`);
   const hwpt = getHwptPaging(ctx, u32(a.hwptId, 'hwpt_id'));
-  const domain = hwpt.pagingDomain;
-  if (domain === null || !domain.flags.dirtyTracking) fail('EOPNOTSUPP', `${what}: HWPT ${hwpt.id} has no dirty tracking`);
-  // iommufd_check_iova_range
-  if (length === 0n) fail('EINVAL', `${what}: length is 0`);
-  const last = iova + length - 1n;
+  // iopt_read_and_clear_dirty_data: iommufd_check_iova_range first, then the domain's dirty ops
+  // (iommu_read_and_clear_dirty → EOPNOTSUPP), so a bad range is reported even without dirty ops.
+  // iommufd_check_iova_range: `check_add_overflow(iova, length - 1)` in u64 (length 0 wraps to
+  // U64_MAX, so any iova but 0 overflows); no power-of-two rule for page_size, only masks with
+  // `page_size - 1`; the bitmap then uses `__ffs(page_size)` as its page shift.
+  const last = iova + ((length - 1n) & U64_MAX);
   if (last > U64_MAX || last > ULONG_MAX) fail('EOVERFLOW', `${what}: iova ${hex(iova)} + length ${hex(length)} overflows`);
   const align = hwpt.ioas.iopt.iovaAlignment;
-  if ((iova & (align - 1n)) !== 0n || ((last + 1n) & (align - 1n)) !== 0n) {
+  const endIova = (last + 1n) & U64_MAX;
+  if ((iova & (align - 1n)) !== 0n || (endIova & (align - 1n)) !== 0n) {
     fail('EINVAL', `${what}: [${hex(iova)}, ${hex(last)}] is not aligned to the IOAS alignment ${align}`);
   }
-  if (pageSize === 0n || (pageSize & (pageSize - 1n)) !== 0n) fail('EINVAL', `${what}: page_size ${pageSize} is not a power of two`);
-  if ((iova & (pageSize - 1n)) !== 0n || ((last + 1n) & (pageSize - 1n)) !== 0n) {
+  if (pageSize === 0n) fail('EINVAL', `${what}: page_size is 0`);
+  if ((iova & (pageSize - 1n)) !== 0n || (endIova & (pageSize - 1n)) !== 0n) {
     fail('EINVAL', `${what}: [${hex(iova)}, ${hex(last)}] is not aligned to page_size ${pageSize}`);
   }
-  const nbits = Number(length / pageSize);
+  const domain = hwpt.pagingDomain;
+  if (domain === null || !domain.flags.dirtyTracking) fail('EOPNOTSUPP', `${what}: HWPT ${hwpt.id} has no dirty tracking`);
+  if (length === 0n) fail('EINVAL', `${what}: length is 0`); // iova 0, length 0: not modelled (see report)
+  const effPageSize = pageSize & -pageSize; // 1 << __ffs(page_size)
+  const nbits = Number((length + effPageSize - 1n) / effPageSize);
   const bitmap = new Uint8Array(Math.ceil(nbits / 8));
   const base = Number(iova);
-  const ps = Number(pageSize);
+  const ps = Number(effPageSize);
   const end = base + Number(length);
   try {
     await domain.readAndClearDirty(base, Number(length), { noClear: (flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR) !== 0 }, (x, len) => {

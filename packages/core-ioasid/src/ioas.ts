@@ -21,7 +21,7 @@ import {
 import { hex, u32, u64, ULONG_MAX } from './uapi/u64.js';
 import { chargeMemlock, pagesAccountMode, unchargeMemlock } from './user-memory/accounting.js';
 import { Memfd } from './user-memory/memfd.js';
-import { DmaBuf, dmabufMapFile } from './dmabuf.js';
+import { DmaBuf, dmabufMapFile, isDmabufPages } from './dmabuf.js';
 
 // Result wrappers (module-level: no closure per call on the hot path).
 const toIova = (v: bigint): { iova: bigint } => ({ iova: v });
@@ -108,8 +108,19 @@ export async function ioasAllowIovas(
   a: { ioasId: number; allowedIovas: readonly { start: bigint | number; last: bigint | number }[] },
 ): Promise<void> {
   const ioas = getIoas(ctx, u32(a.ioasId, 'ioas_id'));
-  const ranges = a.allowedIovas.map((r, i) => ({ start: u64(r.start, `allowed_iovas[${i}].start`), last: u64(r.last, `allowed_iovas[${i}].last`) }));
-  ioas.iopt.setAllowedIovas(ranges);
+  // ioas.c iommufd_ioas_load_iovas copies and checks one range at a time (copy_from_user → EFAULT,
+  // start >= last / overlap → EINVAL, then the next range): convert lazily so that a bad range is
+  // reported before a later unreadable one (the binary ABI's array faults on first access).
+  const src = a.allowedIovas;
+  const ranges = {
+    *[Symbol.iterator](): Generator<{ start: bigint; last: bigint }> {
+      for (let i = 0; i < src.length; i++) {
+        const r = src[i]!;
+        yield { start: u64(r.start, `allowed_iovas[${i}].start`), last: u64(r.last, `allowed_iovas[${i}].last`) };
+      }
+    },
+  };
+  ioas.iopt.setAllowedIovas(ranges as unknown as readonly { start: bigint; last: bigint }[]);
 }
 
 /** IOMMU_IOAS_MAP (`iommufd_ioas_map`). */
@@ -221,26 +232,30 @@ export async function ioasChangeProcess(ctx: IommufdCtx, _a: Record<string, neve
     if (obj.type !== 'ioas') continue;
     for (const area of (obj as Ioas).iopt.areas) {
       const pages = area.pagesRef;
-      if (pages.source.kind !== 'file') fail('EINVAL', 'IOMMU_IOAS_CHANGE_PROCESS: an IOAS holds a user-VA (IOMMU_IOAS_MAP) mapping');
+      // `area->pages->type != IOPT_ADDRESS_FILE` → EINVAL: user-VA maps and dma-buf maps alike.
+      if (pages.source.kind !== 'file' || isDmabufPages(pages)) {
+        fail('EINVAL', 'IOMMU_IOAS_CHANGE_PROCESS: an IOAS holds a mapping that is not of a memfd (IOMMU_IOAS_MAP or a dma-buf)');
+      }
       all.add(pages);
     }
   }
+  // charge_current(): each pages object is charged to the caller in its *own* account_mode (a
+  // pages object keeps its mode; it is not re-derived from the context or the new process), then
+  // the old charge is dropped and the source moves (change_mm).
   const list = [...all].filter((p) => p.accountProcess !== to);
-  const done: { pages: IoptPages; mode: typeof list[number]['accountMode'] }[] = [];
+  const done: IoptPages[] = [];
   try {
     for (const pages of list) {
-      const mode = pagesAccountMode(ctx.accountMode, to);
-      chargeMemlock(mode, to, pages.npinned);
-      done.push({ pages, mode });
+      chargeMemlock(pages.accountMode, to, pages.npinned);
+      done.push(pages);
     }
   } catch (e) {
-    for (const d of done) unchargeMemlock(d.mode, to, d.pages.npinned);
+    for (const p of done) unchargeMemlock(p.accountMode, to, p.npinned);
     throw e;
   }
-  for (const d of done) {
-    unchargeMemlock(d.pages.accountMode, d.pages.accountProcess, d.pages.npinned);
-    d.pages.accountMode = d.mode;
-    d.pages.accountProcess = to;
+  for (const p of done) {
+    unchargeMemlock(p.accountMode, p.accountProcess, p.npinned);
+    p.accountProcess = to;
   }
 }
 
