@@ -10,6 +10,9 @@ import { RuntimeError, qIdx, qInc, qSpace, waitUntil, type PhysMem, type Registe
 import { CMD_BYTES, writeCmdSync } from './codec.js';
 import { GERROR_CMDQ_ERR, REG_CMDQ_CONS, REG_CMDQ_PROD, REG_GERROR, REG_GERRORN } from './regs.js';
 
+/** The result of a submit that completed synchronously. */
+const DONE: Promise<void> = Promise.resolve();
+
 /** Fills one command at word index `w` of `u32`; `k` is its number within the batch. */
 export type CommandFiller = (u32: Uint32Array, w: number, k: number) => void;
 
@@ -75,12 +78,60 @@ export class DriverCommandQueue {
     }
   }
 
+  /** True once the CMD_SYNC numbered `seq` has completed (recovering a halted queue first if not). */
+  private synced(seq: number): boolean {
+    if (this.reached(seq)) return true;
+    this.recover();
+    return this.reached(seq);
+  }
+
+  /** True once the sync word has reached `seq`. */
+  private reached(seq: number): boolean {
+    return ((Atomics.load(this.mem.i32, this.syncWord >>> 2) - seq) | 0) >= 0;
+  }
+
   /**
    * Submits `count` commands (possibly 0: a bare sync) in batches that fit the ring, each batch
-   * followed by a CMD_SYNC, and waits for the last sync.
+   * followed by a CMD_SYNC, and waits for the last sync (rejects, never throws synchronously).
+   * Fast path: one batch with ring space free now; when the hardware completes the CMD_SYNC
+   * inside the PROD write (in-thread) the returned Promise is already resolved and nothing
+   * waits for an event-loop turn.
    * @throws IommuError ETIMEDOUT when the hardware does not complete in time
    */
-  async submit(count: number, fill: CommandFiller): Promise<void> {
+  submit(count: number, fill: CommandFiller): Promise<void> {
+    const log2 = this.log2;
+    if (count < (1 << log2) - 1) {
+      try {
+        if (qSpace(this.prod, this.consNow(), log2) >= count + 1) {
+          const seq = this.push(count, fill, 0);
+          if (this.synced(seq)) return DONE;
+          return this.wait(() => this.reached(seq), `CMD_SYNC #${seq}`);
+        }
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return this.submitSlow(count, fill);
+  }
+
+  /** Writes commands `k .. k + n)` of a batch and its CMD_SYNC, rings PROD; returns the sync's number. */
+  private push(n: number, fill: CommandFiller, k: number): number {
+    const log2 = this.log2;
+    const u32 = this.mem.u32;
+    for (let i = 0; i < n; i++) {
+      fill(u32, (this.base + qIdx(this.prod, log2) * CMD_BYTES) >>> 2, k + i);
+      this.prod = qInc(this.prod, log2);
+    }
+    const seq = (this.seq = (this.seq + 1) >>> 0);
+    writeCmdSync(u32, (this.base + qIdx(this.prod, log2) * CMD_BYTES) >>> 2, seq, this.syncWord);
+    this.prod = qInc(this.prod, log2);
+    this.batches++;
+    this.regs.write32(REG_CMDQ_PROD, this.prod);
+    return seq;
+  }
+
+  /** {@link submit} in general: several batches, or waiting for ring space. */
+  private async submitSlow(count: number, fill: CommandFiller): Promise<void> {
     const log2 = this.log2;
     const maxBatch = (1 << log2) - 1;
     let k = 0;
@@ -90,19 +141,8 @@ export class DriverCommandQueue {
       while (qSpace(this.prod, this.consNow(), log2) < n + 1) {
         await this.wait(() => qSpace(this.prod, this.consNow(), log2) >= n + 1, `space for ${n + 1} commands in the CMDQ`);
       }
-      const u32 = this.mem.u32;
-      for (let i = 0; i < n; i++) {
-        fill(u32, (this.base + qIdx(this.prod, log2) * CMD_BYTES) >>> 2, k + i);
-        this.prod = qInc(this.prod, log2);
-      }
-      const seq = (this.seq = (this.seq + 1) >>> 0);
-      writeCmdSync(u32, (this.base + qIdx(this.prod, log2) * CMD_BYTES) >>> 2, seq, this.syncWord);
-      this.prod = qInc(this.prod, log2);
-      this.batches++;
-      this.regs.write32(REG_CMDQ_PROD, this.prod);
-      const i32 = this.mem.i32;
-      const w = this.syncWord >>> 2;
-      await this.wait(() => ((Atomics.load(i32, w) - seq) | 0) >= 0, `CMD_SYNC #${seq}`);
+      const seq = this.push(n, fill, k);
+      if (!this.synced(seq)) await this.wait(() => this.reached(seq), `CMD_SYNC #${seq}`);
       k += n;
     } while (k < count);
   }

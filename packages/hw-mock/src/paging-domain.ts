@@ -28,6 +28,9 @@ export interface DomainHost {
   domainFreed(domain: MockPagingDomain): void;
 }
 
+/** What a synchronous no-op returns. */
+const DONE: Promise<void> = Promise.resolve();
+
 /** Largest INV_RANGE the driver sends before switching to INV_DOMAIN (in IO pages). */
 const MAX_RANGE_PAGES = 1 << 16;
 
@@ -96,25 +99,39 @@ export class MockPagingDomain implements PagingDomain {
     return this.table.unmap(iova, pageSize * count, (i, s, ps) => gather.add(i, s, ps));
   }
 
-  async iotlbSyncMap(_iova: number, _size: number): Promise<void> {
-    // The mock IOTLB never caches non-present entries: nothing to do.
-    this.check('iotlbSyncMap');
+  iotlbSyncMap(_iova: number, _size: number): Promise<void> {
+    // The mock IOTLB never caches non-present entries: nothing to do (no async function: an
+    // already-resolved Promise, so the map path does not wait on extra microtasks).
+    try {
+      this.check('iotlbSyncMap');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return DONE;
   }
 
-  async iotlbSync(gather: IotlbGather): Promise<void> {
-    this.check('iotlbSync');
-    if (gather.empty) return;
-    const first = Math.floor(gather.start / MOCK_PAGE_SIZE);
-    const pages = Math.floor(gather.end / MOCK_PAGE_SIZE) - first + 1;
-    gather.reset();
-    await this.invalidateRange(first * MOCK_PAGE_SIZE, pages);
+  iotlbSync(gather: IotlbGather): Promise<void> {
+    try {
+      this.check('iotlbSync');
+      if (gather.empty) return DONE;
+      const first = Math.floor(gather.start / MOCK_PAGE_SIZE);
+      const pages = Math.floor(gather.end / MOCK_PAGE_SIZE) - first + 1;
+      gather.reset();
+      return this.invalidateRange(first * MOCK_PAGE_SIZE, pages);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** CMD_INV_RANGE (or CMD_INV_DOMAIN for huge ranges) + CMD_SYNC. @internal */
-  async invalidateRange(iova: number, pages: number): Promise<void> {
+  invalidateRange(iova: number, pages: number): Promise<void> {
     const dom = this.domainId;
-    if (pages > MAX_RANGE_PAGES) return this.host.submit(1, (u32, w) => writeCmdInvDomain(u32, w, dom));
-    return this.host.submit(1, (u32, w) => writeCmdInvRange(u32, w, dom, iova, pages));
+    try {
+      if (pages > MAX_RANGE_PAGES) return this.host.submit(1, (u32, w) => writeCmdInvDomain(u32, w, dom));
+      return this.host.submit(1, (u32, w) => writeCmdInvRange(u32, w, dom, iova, pages));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   async flushIotlbAll(): Promise<void> {

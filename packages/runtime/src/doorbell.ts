@@ -97,8 +97,14 @@ export interface WaitUntilOptions {
   doorbell?: Doorbell;
   /** Give up after this many ms (required: nothing waits forever). */
   timeoutMs: number;
-  /** Synchronous checks of `pred` before the first asynchronous wait (default 200). */
+  /** Synchronous checks of `pred` before the first asynchronous wait (default 200; 0: none, and no {@link spinMs} either). */
   spin?: number;
+  /**
+   * Keep checking `pred` synchronously for at least this long (ms, default 0.25) before the first
+   * asynchronous wait: a worker-hosted model typically answers within microseconds, far sooner
+   * than an `Atomics.waitAsync` wake-up (an event-loop turn).
+   */
+  spinMs?: number;
   /** What is awaited, for the timeout message (e.g. `'CMD_SYNC'`). */
   what?: string;
 }
@@ -108,6 +114,9 @@ export interface WaitUntilOptions {
  * often, so a condition that became true without a ring is still noticed.
  */
 const WAIT_SLICE_MS = 20;
+
+/** Default {@link WaitUntilOptions.spinMs}. */
+const DEFAULT_SPIN_MS = 0.25;
 
 /**
  * Resolves once `pred()` is true: spins a little, then waits on the doorbell (re-checking
@@ -120,6 +129,15 @@ export async function waitUntil(pred: () => boolean, opts: WaitUntilOptions): Pr
   checkTimeout(timeoutMs, 'waitUntil');
   const spin = opts.spin ?? 200;
   for (let i = 0; i <= spin; i++) if (pred()) return;
+  if (spin > 0) {
+    const spinMs = opts.spinMs ?? DEFAULT_SPIN_MS;
+    if (spinMs > 0) {
+      const until = performance.now() + Math.min(spinMs, timeoutMs);
+      do {
+        for (let i = 0; i < 16; i++) if (pred()) return;
+      } while (performance.now() < until);
+    }
+  }
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     if (doorbell !== undefined) {

@@ -24,6 +24,24 @@ export type IoptDomain = Pick<PagingDomain, 'pageSizes' | 'aperture' | 'mapPages
  * and how many of them to map before a bigger size becomes possible.
  */
 export function iommuPgsize(pageSizes: readonly number[], iova: number, paddr: number, size: number): { pgsize: number; count: number } {
+  pgsizeInto(pageSizes, iova, paddr, size);
+  return { pgsize: pgOut.pgsize, count: pgOut.count };
+}
+
+/** Scratch result of {@link pgsizeInto} (no allocation per call on the map / unmap loops). */
+const pgOut = { pgsize: 0, count: 0 };
+
+/** {@link iommuPgsize} writing its result to `pgOut`. */
+function pgsizeInto(pageSizes: readonly number[], iova: number, paddr: number, size: number): void {
+  if (pageSizes.length === 1) {
+    // One page size (e.g. the mock without huge pages): no bigger size to stop at.
+    const ps = pageSizes[0];
+    if (ps <= size && iova % ps === 0 && paddr % ps === 0) {
+      pgOut.pgsize = ps;
+      pgOut.count = Math.floor(size / ps);
+      return;
+    }
+  }
   let pgsize = 0;
   let idx = -1;
   for (let i = 0; i < pageSizes.length; i++) {
@@ -44,7 +62,8 @@ export function iommuPgsize(pageSizes: readonly number[], iova: number, paddr: n
     const offset = next - (iova % next);
     if (offset + next <= sz) sz = offset;
   }
-  return { pgsize, count: Math.floor(sz / pgsize) };
+  pgOut.pgsize = pgsize;
+  pgOut.count = Math.floor(sz / pgsize);
 }
 
 /**
@@ -58,7 +77,9 @@ function mapRange(domain: IoptDomain, iova: number, pa: number, size: number, pr
   }
   let done = 0;
   while (done < size) {
-    const { pgsize, count } = iommuPgsize(domain.pageSizes, iova + done, pa + done, size - done);
+    pgsizeInto(domain.pageSizes, iova + done, pa + done, size - done);
+    const pgsize = pgOut.pgsize;
+    const count = pgOut.count;
     failpoint(null, 'driver.map_pages'); // the driver's page-table allocation fails before it maps anything
     const mapped = domain.mapPages(iova + done, pa + done, pgsize, count, prot);
     if (mapped <= 0) fail('EINVAL', `iommu_map: domain mapped nothing at 0x${(iova + done).toString(16)}`);
@@ -87,8 +108,8 @@ export async function iommuMap(domain: IoptDomain, iova: number, pa: number, siz
 export function iommuUnmap(domain: IoptDomain, iova: number, size: number, gather: IotlbGather): number {
   let unmapped = 0;
   while (unmapped < size) {
-    const { pgsize, count } = iommuPgsize(domain.pageSizes, iova + unmapped, iova + unmapped, size - unmapped);
-    const n = domain.unmapPages(iova + unmapped, pgsize, count, gather);
+    pgsizeInto(domain.pageSizes, iova + unmapped, iova + unmapped, size - unmapped);
+    const n = domain.unmapPages(iova + unmapped, pgOut.pgsize, pgOut.count, gather);
     if (n <= 0) break;
     unmapped += n;
   }
@@ -98,18 +119,20 @@ export function iommuUnmap(domain: IoptDomain, iova: number, size: number, gathe
 /**
  * Maps `area` (pinned) into `domain`: every physically contiguous run of its pages in one
  * `iommu_map` (so large pages are used where IOVA and PA alignment allow), or page by page when
- * the IOAS disabled large pages (batch_iommu_map_small). All or nothing.
+ * the IOAS disabled large pages (batch_iommu_map_small). All or nothing. The IOPTEs are written
+ * synchronously; the result is undefined when nothing is left to wait for (no `iotlbSyncMap`),
+ * else a Promise (the sync, or the rollback of a failure). Never throws synchronously.
  */
-export async function mapAreaIntoDomain(domain: IoptDomain, area: IoptArea, smallPages: boolean): Promise<void> {
+export function mapAreaIntoDomain(domain: IoptDomain, area: IoptArea, smallPages: boolean): undefined | Promise<void> {
   const pages = area.pagesRef;
-  if (pages.revoked) return; // revoked dma-buf: the kernel maps nothing (pages.c, phys.len == 0)
-  const frames = pages.frameArray;
+  if (pages.revoked) return undefined; // revoked dma-buf: the kernel maps nothing (pages.c, phys.len == 0)
   const iova0 = Number(area.start);
-  const total = Number(area.length);
+  const total = Number(area.last - area.start) + 1;
   const progress = { done: 0 };
-  let idx = area.firstIndex;
-  let off = area.pageOffset;
   try {
+    const frames = pages.frameArray;
+    let idx = area.firstIndex;
+    let off = area.pageOffset;
     while (progress.done < total) {
       const done = progress.done;
       const runPa = frames[idx] + off;
@@ -124,18 +147,27 @@ export async function mapAreaIntoDomain(domain: IoptDomain, area: IoptArea, smal
       mapRange(domain, iova0 + done, runPa, runLen, area.prot, progress);
       off = 0;
     }
-    if (domain.iotlbSyncMap) await domain.iotlbSyncMap(iova0, total);
-  } catch (e) {
-    if (progress.done > 0) {
-      const g = new IotlbGather();
-      iommuUnmap(domain, iova0, progress.done, g);
-      await domain.iotlbSync(g);
+    if (domain.iotlbSyncMap) {
+      const p = domain.iotlbSyncMap(iova0, total);
+      return p.then(undefined, (e: unknown) => rollbackMap(domain, iova0, progress.done, e));
     }
-    throw e;
+  } catch (e) {
+    return rollbackMap(domain, iova0, progress.done, e);
   }
+  return undefined;
+}
+
+/** Undoes the first `done` bytes mapped by a failed {@link mapAreaIntoDomain}, then rethrows `e`. */
+async function rollbackMap(domain: IoptDomain, iova: number, done: number, e: unknown): Promise<never> {
+  if (done > 0) {
+    const g = new IotlbGather();
+    iommuUnmap(domain, iova, done, g);
+    await domain.iotlbSync(g);
+  }
+  throw e;
 }
 
 /** Unmaps `area` from `domain` into `gather` (the caller syncs). */
 export function unmapAreaFromDomain(domain: IoptDomain, area: IoptArea, gather: IotlbGather): void {
-  iommuUnmap(domain, Number(area.start), Number(area.length), gather);
+  iommuUnmap(domain, Number(area.start), Number(area.last - area.start) + 1, gather);
 }

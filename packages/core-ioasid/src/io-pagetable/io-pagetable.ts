@@ -230,8 +230,15 @@ export class IoPagetable {
       this.abortMap(created, list);
       throw e;
     }
-    // Fast path: no domain to fill and nobody adding one: publish now.
-    if (this.domains.length === 0 && this.domainsSem.tryRead()) {
+    // Fast path: nobody adding a domain: fill the domains synchronously as far as they let us
+    // (the IOPTEs are written synchronously; only an iotlbSyncMap or a failure has to be awaited).
+    if (this.domainsSem.tryRead()) {
+      if (this.domains.length !== 0) {
+        for (let i = 0; i < created.length; i++) {
+          const r = this.fillAreaDomains(created[i]);
+          if (r !== undefined) return this.fillRest(created, list, iova, i, r);
+        }
+      }
       for (let i = 0; i < created.length; i++) created[i].pages = list[i].pages;
       this.domainsSem.upRead();
       return iova;
@@ -276,22 +283,37 @@ export class IoPagetable {
 
   /** The domain part of `iopt_map_pages`: fill every domain (all or nothing), then publish. */
   private async fillAndPublish(created: IoptArea[], list: readonly PagesSlice[], iova: bigint): Promise<bigint> {
+    if (!this.domainsSem.tryRead()) await this.domainsSem.read();
+    if (this.domains.length === 0) {
+      for (let i = 0; i < created.length; i++) created[i].pages = list[i].pages;
+      this.domainsSem.upRead();
+      return iova;
+    }
+    return this.fillRest(created, list, iova, -1, undefined);
+  }
+
+  /**
+   * The rest of {@link fillAndPublish}, entered with `domainsSem` held for reading, areas
+   * `created[0 .. i)` filled and `pending` the fill of `created[i]` still in flight (i = -1:
+   * nothing started). iopt_fill_domains_pages: all or nothing. Releases the lock.
+   */
+  private async fillRest(created: IoptArea[], list: readonly PagesSlice[], iova: bigint, i: number, pending: undefined | Promise<void>): Promise<bigint> {
     let published = false;
     try {
-      if (!this.domainsSem.tryRead()) await this.domainsSem.read();
       try {
-        if (this.domains.length > 0) {
-          // iopt_fill_domains_pages: all or nothing.
-          for (let i = 0; i < created.length; i++) {
+        for (;;) {
+          if (pending !== undefined) {
             try {
-              await this.fillAreaDomains(created[i]);
+              await pending;
             } catch (e) {
               for (let j = 0; j < i; j++) await this.unfillAreaDomains(created[j]);
               throw e;
             }
           }
+          if (++i >= created.length) break;
+          pending = this.fillAreaDomains(created[i]);
         }
-        for (let i = 0; i < created.length; i++) created[i].pages = list[i].pages;
+        for (let k = 0; k < created.length; k++) created[k].pages = list[k].pages;
         published = true;
       } finally {
         this.domainsSem.upRead();
@@ -302,14 +324,34 @@ export class IoPagetable {
     }
   }
 
-  /** Pins `area` and maps it into every domain (`iopt_area_fill_domains`); all or nothing. */
-  private async fillAreaDomains(area: IoptArea): Promise<void> {
+  /**
+   * Pins `area` and maps it into every domain (`iopt_area_fill_domains`); all or nothing.
+   * Synchronous (undefined) unless a domain has something to wait for; never throws synchronously.
+   */
+  private fillAreaDomains(area: IoptArea): undefined | Promise<void> {
     const pages = area.pagesRef;
-    pages.pin(area.firstIndex, area.lastIndex);
-    area.filled = true;
-    let i = 0;
     try {
-      for (; i < this.domains.length; i++) await mapAreaIntoDomain(this.domains[i], area, this.largePagesDisabled);
+      pages.pin(area.firstIndex, area.lastIndex);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    area.filled = true;
+    const domains = this.domains;
+    for (let i = 0; i < domains.length; i++) {
+      const r = mapAreaIntoDomain(domains[i], area, this.largePagesDisabled);
+      if (r !== undefined) return this.fillAreaDomainsFrom(area, i, r);
+    }
+    return undefined;
+  }
+
+  /** {@link fillAreaDomains} from domain `i`, whose map `pending` is in flight. */
+  private async fillAreaDomainsFrom(area: IoptArea, i: number, pending: Promise<void>): Promise<void> {
+    try {
+      for (;;) {
+        await pending;
+        if (++i >= this.domains.length) return;
+        pending = mapAreaIntoDomain(this.domains[i], area, this.largePagesDisabled) ?? Promise.resolve();
+      }
     } catch (e) {
       for (let j = 0; j < i; j++) {
         const g = new IotlbGather();
@@ -317,7 +359,7 @@ export class IoPagetable {
         await this.domains[j].iotlbSync(g);
       }
       area.filled = false;
-      pages.unpin(area.firstIndex, area.lastIndex);
+      area.pagesRef.unpin(area.firstIndex, area.lastIndex);
       throw e;
     }
   }
@@ -325,10 +367,12 @@ export class IoPagetable {
   /** Unmaps `area` from every domain, flushes, then unpins (`iopt_area_unfill_domains`). */
   private async unfillAreaDomains(area: IoptArea): Promise<void> {
     if (!area.filled) return;
-    for (const d of this.domains) {
+    const domains = this.domains;
+    for (let i = 0; i < domains.length; i++) {
+      const d = domains[i];
       const g = new IotlbGather();
       unmapAreaFromDomain(d, area, g);
-      await d.iotlbSync(g);
+      await d.iotlbSync(g); // the IOTLB is clean before the pages are unpinned
     }
     area.filled = false;
     area.pagesRef.unpin(area.firstIndex, area.lastIndex);
@@ -396,20 +440,38 @@ export class IoPagetable {
   }
 
   /**
-   * `iopt_unmap_iova_range`. Fast path (no domain, no access pins): synchronous. Otherwise it
-   * continues asynchronously from where the fast path stopped.
+   * `iopt_unmap_iova_range`. Fast path (nobody adding / removing a domain): areas no domain holds
+   * are removed synchronously; at the first area that domains hold (its IOTLB sync must be
+   * awaited before the unpin) or that accesses pin, it continues asynchronously from there.
    */
   private unmapRange(start: bigint, last: bigint): MaybePromise<bigint> {
-    if (this.domains.length !== 0 || !this.domainsSem.tryRead()) return this.unmapRangeSlow(start, last, 0n);
+    if (!this.domainsSem.tryRead()) return this.unmapRangeSlow(start, last, 0n, null);
+    if (this.domains.length === 0) return this.unmapRangeFast(start, last);
+    // With domains the unmap has always been asynchronous: its errors are rejections
+    // (vfio-type1's withSizeOut relies on it).
+    try {
+      return this.unmapRangeFast(start, last);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** {@link unmapRange} entered with `domainsSem` held for reading (released or handed over). */
+  private unmapRangeFast(start: bigint, last: bigint): MaybePromise<bigint> {
     let unmapped = 0n;
+    let handOver: IoptArea | null = null;
     let slow = false;
     try {
       for (;;) {
         const area = this.areas.firstIntersecting(start, last);
         if (area === undefined) break;
         this.checkUnmappable(area, start, last);
-        if (area.numAccesses > 0 || area.filled) {
+        if (area.numAccesses > 0) {
           slow = true;
+          break;
+        }
+        if (area.filled) {
+          handOver = area; // unmapRangeSlow takes it (and the lock) from here
           break;
         }
         const pages = area.pages!;
@@ -419,9 +481,10 @@ export class IoPagetable {
         unmapped += area.last - area.start + 1n;
       }
     } finally {
-      this.domainsSem.upRead();
+      if (handOver === null) this.domainsSem.upRead();
     }
-    return slow ? this.unmapRangeSlow(start, last, unmapped) : unmapped;
+    if (handOver !== null) return this.unmapRangeSlow(start, last, unmapped, handOver);
+    return slow ? this.unmapRangeSlow(start, last, unmapped, null) : unmapped;
   }
 
   /** The per-area checks of `iopt_unmap_iova_range`. */
@@ -433,14 +496,29 @@ export class IoPagetable {
     }
   }
 
-  private async unmapRangeSlow(start: bigint, last: bigint, already: bigint): Promise<bigint> {
+  /**
+   * The asynchronous rest of {@link unmapRange}. With `held` non-null the caller holds
+   * `domainsSem` for reading and `held` (checked, filled by domains, no access pins) is the
+   * first area to remove.
+   */
+  private async unmapRangeSlow(start: bigint, last: bigint, already: bigint, held: IoptArea | null): Promise<bigint> {
     let unmapped = already;
     let tries = 0;
     let s = start;
     for (;;) {
-      if (!this.domainsSem.tryRead()) await this.domainsSem.read();
+      if (held === null && !this.domainsSem.tryRead()) await this.domainsSem.read();
       let retry = false;
       try {
+        if (held !== null) {
+          const area = held;
+          held = null;
+          const pages = area.pages!;
+          area.pages = null;
+          await this.unfillAreaDomains(area);
+          this.areas.delete(area);
+          pages.put();
+          unmapped += area.last - area.start + 1n;
+        }
         for (;;) {
           const area = this.areas.firstIntersecting(s, last);
           if (area === undefined) break;

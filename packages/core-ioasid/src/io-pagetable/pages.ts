@@ -111,7 +111,10 @@ export class IoptPages {
     }
     const users = this.users;
     const frames = this.frames!;
-    const done: number[] = [];
+    // Runs pinned so far, for the rollback: the first inline, the rest (rare) in an array.
+    let run0 = -1;
+    let run0n = 0;
+    let more: number[] | null = null;
     let newly = 0;
     try {
       let i = first;
@@ -123,22 +126,30 @@ export class IoptPages {
         let j = i;
         while (j < last && users[j + 1] === 0) j++;
         const n = j - i + 1;
-        const pas = this.pinSource(i, n);
+        this.pinSource(i, n, frames); // writes frames[i .. i + n)
         try {
           chargeMemlock(this.accountMode, this.accountProcess, n);
         } catch (e) {
-          this.unpinSource(pas);
+          this.unpinSource(frames, i, i + n);
           throw e;
         }
-        for (let k = 0; k < n; k++) frames[i + k] = pas[k];
-        done.push(i, n);
+        if (run0 < 0) {
+          run0 = i;
+          run0n = n;
+        } else (more ??= []).push(i, n);
         newly += n;
         i = j + 1;
       }
     } catch (e) {
-      for (let d = 0; d < done.length; d += 2) {
-        this.unpinSource(frames.subarray(done[d], done[d] + done[d + 1]));
-        unchargeMemlock(this.accountMode, this.accountProcess, done[d + 1]);
+      if (run0 >= 0) {
+        this.unpinSource(frames, run0, run0 + run0n);
+        unchargeMemlock(this.accountMode, this.accountProcess, run0n);
+      }
+      if (more !== null) {
+        for (let d = 0; d < more.length; d += 2) {
+          this.unpinSource(frames, more[d], more[d] + more[d + 1]);
+          unchargeMemlock(this.accountMode, this.accountProcess, more[d + 1]);
+        }
       }
       throw e;
     }
@@ -159,7 +170,7 @@ export class IoptPages {
       if (drop) {
         if (runStart < 0) runStart = k;
       } else if (runStart >= 0) {
-        this.unpinSource(frames.subarray(runStart, k));
+        this.unpinSource(frames, runStart, k);
         freed += k - runStart;
         runStart = -1;
       }
@@ -170,17 +181,19 @@ export class IoptPages {
     }
   }
 
-  private pinSource(index: number, n: number): ArrayLike<number> {
+  /** Pins pages `[index, index + n)` of the source, writing their PAs to `frames[index ..]`. */
+  private pinSource(index: number, n: number, frames: Float64Array): void {
     const src = this.source;
     try {
       if (src.kind === 'user') {
         const addr = src.uptr + BigInt(index * PAGE_SIZE);
-        if (addr > BigInt(Number.MAX_SAFE_INTEGER)) fail('EFAULT', `pin: user address 0x${addr.toString(16)} is not mapped`);
-        return src.process.pin(Number(addr), n, this.writable);
+        if (addr > MAX_SAFE_N) fail('EFAULT', `pin: user address 0x${addr.toString(16)} is not mapped`);
+        src.process.pin(Number(addr), n, this.writable, frames, index);
+        return;
       }
       const off = src.start + BigInt(index * PAGE_SIZE);
-      if (off > BigInt(Number.MAX_SAFE_INTEGER)) fail('EINVAL', `pin: file offset 0x${off.toString(16)} is beyond the file`);
-      return src.file.pin(Number(off), n, this.writable);
+      if (off > MAX_SAFE_N) fail('EINVAL', `pin: file offset 0x${off.toString(16)} is beyond the file`);
+      src.file.pin(Number(off), n, this.writable, frames, index);
     } catch (e) {
       // A pin from a process whose mm is gone fails like get_user_pages on a dead mm: EFAULT.
       if (e instanceof IommufdError && e.errno === 'ESRCH') throw new IommufdError('EFAULT', e.message);
@@ -188,13 +201,15 @@ export class IoptPages {
     }
   }
 
-  private unpinSource(pas: ArrayLike<number>): void {
+  /** Unpins the pages whose PAs are `frames[from .. to)`. */
+  private unpinSource(frames: Float64Array, from: number, to: number): void {
     const src = this.source;
-    if (src.kind === 'user') src.process.unpin(pas);
-    else src.file.unpin(pas);
+    if (src.kind === 'user') src.process.unpin(frames, from, to);
+    else src.file.unpin(frames, from, to);
   }
 }
 
+const MAX_SAFE_N = BigInt(Number.MAX_SAFE_INTEGER);
 const SIZE_MAX_MINUS_PAGE = (1n << 64n) - 1n - BigInt(PAGE_SIZE);
 const SAFE = 1n << 52n;
 

@@ -160,24 +160,25 @@ export class FrameTable {
 
   /**
    * Unpins a list of PAs atomically: every PA must name a pinned frame (counting repeats), else
-   * `EINVAL` and nothing changes. Frames whose last reference goes away are freed.
+   * `EINVAL` and nothing changes. Frames whose last reference goes away are freed. Only the
+   * entries `[from, to)` of `pas` are used (default: all; avoids a `subarray` per call).
    */
-  unpinPas(pas: ArrayLike<number>, what: string): void {
+  unpinPas(pas: ArrayLike<number>, what: string, from = 0, to = pas.length): void {
     const pins = this.pins;
-    const n = pas.length;
+    const n = to;
     const limit = this.mem.size;
-    let i = 0;
+    let i = from;
     for (; i < n; i++) {
       const pa = pas[i];
       if (!(pa >= PAGE_SIZE && pa < limit && pa % PAGE_SIZE === 0) || pins[pa / PAGE_SIZE] === 0) break;
       pins[pa / PAGE_SIZE]--;
     }
     if (i !== n) {
-      for (let j = 0; j < i; j++) pins[pas[j] / PAGE_SIZE]++;
-      throw new IommufdError('EINVAL', `${what}: PA ${String(pas[i])} (entry ${i}) is not a pinned page`);
+      for (let j = from; j < i; j++) pins[pas[j] / PAGE_SIZE]++;
+      throw new IommufdError('EINVAL', `${what}: PA ${String(pas[i])} (entry ${i - from}) is not a pinned page`);
     }
     try {
-      for (let j = 0; j < n; j++) this.unref(pas[j] / PAGE_SIZE);
+      for (let j = from; j < n; j++) this.unref(pas[j] / PAGE_SIZE);
     } finally {
       this.flush();
     }

@@ -109,12 +109,12 @@ export class Memfd {
    * Pins `npages` pages of the file starting at the page containing byte `offset` (what
    * memfd_pin_folios() does for IOMMU_IOAS_MAP_FILE): populates holes, takes a pin + reference on
    * each frame. A memfd is always writable, so `write` changes nothing.
-   * @returns the PA of each page.
+   * @returns the PA of each page (written to `into` from `intoOff` when given, and `into` returned).
    * @throws IommufdError EINVAL if the range reaches past the (page-rounded) end of file or the
    *   arguments are bad (nothing pinned); ENOMEM if frames run out (nothing stays pinned);
    *   EBADF after close.
    */
-  pin(offset: number, npages: number, write: boolean): Float64Array {
+  pin(offset: number, npages: number, write: boolean, into?: Float64Array, intoOff = 0): Float64Array {
     void write;
     this.checkOpen('pin');
     checkSize(offset, 'Memfd.pin offset');
@@ -127,13 +127,14 @@ export class Memfd {
       );
     }
     userMemoryFailpoint('user.pin');
-    const out = new Float64Array(npages);
+    const out = into ?? new Float64Array(npages);
+    const off0 = into === undefined ? 0 : intoOff;
     const progress = { done: 0 };
     const ft = this.obj.ft;
     try {
-      this.obj.store.acquire(first, npages, ft, out, 0, true, progress);
+      this.obj.store.acquire(first, npages, ft, out, off0, true, progress);
     } catch (e) {
-      for (let i = 0; i < progress.done; i++) ft.unpin1(out[i] / PAGE_SIZE);
+      for (let i = 0; i < progress.done; i++) ft.unpin1(out[off0 + i] / PAGE_SIZE);
       ft.flush();
       throw e;
     }
@@ -145,8 +146,8 @@ export class Memfd {
    * too). A frame no longer in the file (truncated) is freed with its last pin.
    * @throws IommufdError EINVAL if a PA is not pinned (nothing changes).
    */
-  unpin(pas: ArrayLike<number>): void {
-    this.obj.ft.unpinPas(pas, 'Memfd.unpin');
+  unpin(pas: ArrayLike<number>, from?: number, to?: number): void {
+    this.obj.ft.unpinPas(pas, 'Memfd.unpin', from, to);
   }
 
   /**

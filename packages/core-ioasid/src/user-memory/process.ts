@@ -338,12 +338,13 @@ export class UserProcess {
    * is rounded down, as iopt_pages does with its uptr). Populates every page (a private file page
    * of a writable mapping, or any page pinned for write, is first unshared), then takes one pin and
    * one reference on each frame.
-   * @returns the PA of each page.
+   * @returns the PA of each page (written to `into` from `intoOff` when given, and `into` returned:
+   *   no allocation per call).
    * @throws IommufdError EFAULT if any page is unmapped / past a file's end or the process exited;
    *   EPERM if `write` and a page is mapped read-only; ENOMEM if frames run out; EINVAL for bad
    *   arguments. Nothing stays pinned on failure.
    */
-  pin(addr: number, npages: number, write: boolean): Float64Array {
+  pin(addr: number, npages: number, write: boolean, into?: Float64Array, intoOff = 0): Float64Array {
     if (!this.live) fail('EFAULT', `pin: pid ${this.pid} has exited`);
     if (!Number.isSafeInteger(npages) || npages <= 0) fail('EINVAL', `pin: npages ${String(npages)}`);
     if (!Number.isSafeInteger(addr) || addr < 0) fail('EFAULT', `pin: address ${String(addr)}`);
@@ -353,19 +354,20 @@ export class UserProcess {
     const kind: Access = write ? PIN_WRITE : PIN_READ;
     this.check(vs, ve, kind, 'pin');
     userMemoryFailpoint('user.pin');
-    const out = new Float64Array(npages);
+    const out = into ?? new Float64Array(npages);
+    const off0 = into === undefined ? 0 : intoOff;
     const ft = this.ft;
     const refs = ft.refs;
     const pins = ft.pins;
     const progress = { done: 0 };
-    let base = 0;
+    let base = off0;
     try {
       let i = this.firstEndingAfter(vs);
       let pos = vs;
       while (pos < ve) {
         const v = this.vmas[i++];
         const end = Math.min(ve, v.end);
-        base = pos - vs;
+        base = off0 + (pos - vs);
         progress.done = 0;
         if (v.obj === null) {
           this.pt.acquire(pos, end - pos, ft, out, base, true, progress);
@@ -383,7 +385,7 @@ export class UserProcess {
       }
     } catch (e) {
       const pinned = base + progress.done;
-      for (let j = 0; j < pinned; j++) ft.unpin1(out[j] / PAGE_SIZE);
+      for (let j = off0; j < pinned; j++) ft.unpin1(out[j] / PAGE_SIZE);
       ft.flush();
       throw e;
     }
@@ -395,8 +397,8 @@ export class UserProcess {
    * anywhere is freed with its last pin. Works after exit.
    * @throws IommufdError EINVAL if a PA is not a pinned page (nothing changes).
    */
-  unpin(pas: ArrayLike<number>): void {
-    this.ft.unpinPas(pas, 'unpin');
+  unpin(pas: ArrayLike<number>, from?: number, to?: number): void {
+    this.ft.unpinPas(pas, 'unpin', from, to);
   }
 
   /**
