@@ -224,7 +224,8 @@ export function deviceDirtyCapable(idev: IommufdDevice): boolean {
  * `iommufd_hwpt_paging_alloc`: a new hidden HWPT_PAGING on `ioas` for `idev`, filled with every
  * area of the IOAS. With `immediate` the device (`pasid`) is attached before the domain is added
  * (the auto-domain attach path). The caller holds the IOAS lock and finalizes or aborts it.
- * `userData` (driver-specific paging data) is not supported by the driver API: EOPNOTSUPP.
+ * `userData` (driver-specific paging data, e.g. the mock's page-table format) goes to the driver,
+ * which validates it (`domain_alloc_paging_flags` with `user_data`).
  */
 export async function hwptPagingAlloc(
   ctx: IommufdCtx,
@@ -233,13 +234,10 @@ export async function hwptPagingAlloc(
   pasid: number,
   flags: number,
   immediate: ImmediateAttach | null,
-  userData: { type: number; len: number } | null,
+  userData: { type: number; len: number; read: () => Uint8Array } | null,
 ): Promise<HwptPaging> {
   const what = 'IOMMU_HWPT_ALLOC';
   if (flags & ~PAGING_VALID_FLAGS) fail('EOPNOTSUPP', `${what}: unknown flags ${hex(flags & ~PAGING_VALID_FLAGS)}`);
-  if (userData !== null) {
-    fail('EOPNOTSUPP', `${what}: driver data (type ${hex(userData.type)}) for a paging domain is not supported by the ${idev.driver.backendId} driver`);
-  }
   if (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING && !deviceDirtyCapable(idev)) {
     fail('EOPNOTSUPP', `${what}: device ${idev.id} cannot do dirty tracking`);
   }
@@ -252,11 +250,12 @@ export async function hwptPagingAlloc(
   try {
     try {
       failpoint(ctx, 'driver.domain_alloc'); // the driver fails with ENOMEM before allocating
-      hwpt.pagingDomain = await idev.driver.domainAllocPaging(idev.dev, {
-        nestParent: hwpt.nestParent,
-        dirtyTracking: hwpt.dirtyTracking,
-        pasid: hwpt.pasidCompat,
-      });
+      const driverData = userData === null ? undefined : { type: userData.type, data: userData.read() };
+      hwpt.pagingDomain = await idev.driver.domainAllocPaging(
+        idev.dev,
+        { nestParent: hwpt.nestParent, dirtyTracking: hwpt.dirtyTracking, pasid: hwpt.pasidCompat },
+        driverData,
+      );
     } catch (e) {
       driverFail(what, e);
     }
@@ -377,7 +376,15 @@ export async function hwptAlloc(ctx: IommufdCtx, a: HwptAllocArgs): Promise<{ ou
   if (pt.type === 'ioas') {
     const ioas = pt as Ioas;
     hwpt = await withIoasLock(ioas, () =>
-      hwptPagingAlloc(ctx, ioas, idev, IOMMU_NO_PASID, flags, null, dataLen !== 0 ? { type: dataType, len: dataLen } : null),
+      hwptPagingAlloc(
+        ctx,
+        ioas,
+        idev,
+        IOMMU_NO_PASID,
+        flags,
+        null,
+        dataLen !== 0 ? { type: dataType, len: dataLen, read: userBytes(ctx, what, a, dataLen) } : null,
+      ),
     );
   } else if (pt.type === 'hwpt_paging') {
     hwpt = await hwptNestedAlloc(ctx, pt as HwptPaging, idev, flags, { type: dataType, len: dataLen, read: userBytes(ctx, what, a, dataLen) });

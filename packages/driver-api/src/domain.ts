@@ -20,6 +20,17 @@ export interface DomainAllocFlags {
   readonly pasid?: boolean;
 }
 
+/**
+ * Driver-specific data for a paging domain (`struct iommu_user_data` of
+ * `domain_alloc_paging_flags`), e.g. the selftest mock's page-table format selector.
+ */
+export interface PagingUserData {
+  /** `IOMMU_HWPT_DATA_*` type. */
+  readonly type: number;
+  /** The struct as the user gave it (its length is `data_len`). */
+  readonly data: Uint8Array;
+}
+
 /** Collects what an unmap removed so one invalidation covers it (`struct iommu_iotlb_gather`). */
 export class IotlbGather {
   /** First IOVA touched (Infinity when empty). */

@@ -1,7 +1,7 @@
 import type { PhysMem, RegisterFile } from '@iommulab/runtime';
 import type { BackendCapabilities } from './capabilities.js';
 import type { DeviceSpec, HwInfo, IommuDevice, ReservedRegion } from './device.js';
-import type { AttachTarget, DomainAllocFlags, NestedDomain, PagingDomain } from './domain.js';
+import type { AttachTarget, DomainAllocFlags, NestedDomain, PagingDomain, PagingUserData } from './domain.js';
 import type { IommuFault, PageResponse } from './fault.js';
 import type { IommuViommu, ViommuAllocEnv } from './viommu.js';
 
@@ -47,8 +47,10 @@ export interface IommuDriver {
   /**
    * `domain_alloc_paging_flags`. `dev` (when given) is the device the domain is created for, so
    * its capabilities can be checked: `EOPNOTSUPP` for flags the IOMMU or device cannot honour.
+   * `userData` is driver-specific paging data; a driver that takes none must refuse it with
+   * `EOPNOTSUPP` (bad contents: `EINVAL`, or `E2BIG` for a non-zero tail beyond its struct).
    */
-  domainAllocPaging(dev: IommuDevice | null, flags?: DomainAllocFlags): Promise<PagingDomain>;
+  domainAllocPaging(dev: IommuDevice | null, flags?: DomainAllocFlags, userData?: PagingUserData): Promise<PagingDomain>;
 
   /**
    * `domain_alloc_nested`: a nested domain over `parent` (which must have been allocated with

@@ -26,6 +26,7 @@ export {
   Prot,
   IotlbGather,
   type DomainAllocFlags,
+  type PagingUserData,
   type IommuDomain,
   type PagingDomain,
   type NestedDomain,

@@ -12,6 +12,7 @@ import {
   type BackendCapabilities,
   type DeviceSpec,
   type DomainAllocFlags,
+  type PagingUserData,
   type DriverContext,
   type FaultReasonCode,
   type HwInfo,
@@ -43,6 +44,8 @@ import {
   IOMMU_HW_INFO_SELFTEST_REGVAL,
   IOMMU_HW_INFO_TYPE_SELFTEST,
   IOMMU_HWPT_DATA_SELFTEST,
+  MOCK_IOMMUPT_DEFAULT,
+  MOCK_IOMMUPT_HUGE,
   IOMMU_TEST_PASID_RESERVED,
   IOMMU_VIOMMU_TYPE_SELFTEST,
   MOCK_APERTURE_LAST,
@@ -448,9 +451,14 @@ export class MockDriver implements IommuDriver, DomainHost {
 
   // ------------------------------------------------------------------------------ domains
 
-  async domainAllocPaging(dev: IommuDevice | null, flags: DomainAllocFlags = {}): Promise<PagingDomain> {
+  async domainAllocPaging(
+    dev: IommuDevice | null,
+    flags: DomainAllocFlags = {},
+    userData?: PagingUserData,
+  ): Promise<PagingDomain> {
     this.checkAlive();
     if (dev !== null && dev !== undefined) this.state(dev, 'domainAllocPaging');
+    if (userData !== undefined) checkPagingUserData(userData);
     if (flags.dirtyTracking && ((this.cap & CAP_DIRTY) === 0 || dev?.spec.noDirty)) {
       throw new IommuError('EOPNOTSUPP', `domainAllocPaging: dirty tracking is not supported${dev?.spec.noDirty ? ` by device ${dev.rid}` : ''}`);
     }
@@ -836,3 +844,29 @@ export function createMockDriver(ctx: DriverContext): Promise<MockDriver> {
   return MockDriver.create(ctx);
 }
 
+/** Bytes of `struct iommu_hwpt_selftest` ({u32 iotlb; u32 pagetable_type}) and its minimum (`iotlb`). */
+const HWPT_SELFTEST_BYTES = 8;
+const HWPT_SELFTEST_MIN = 4;
+
+/**
+ * The selftest mock's paging-domain data (selftest.c `mock_domain_alloc_paging_flags`): type
+ * IOMMU_HWPT_DATA_SELFTEST or NONE, else EOPNOTSUPP; copied as a size-extensible struct (EINVAL
+ * below `iotlb`, E2BIG for a non-zero tail); `pagetable_type` MOCK_IOMMUPT_DEFAULT or
+ * MOCK_IOMMUPT_HUGE, else EOPNOTSUPP. Both formats map the same way here: the kernel's HUGE format
+ * (2 MiB-only leaves, aperture from 0) has no equivalent in this hardware's fixed table format.
+ */
+function checkPagingUserData(u: PagingUserData): void {
+  if (u.type !== IOMMU_HWPT_DATA_SELFTEST && u.type !== 0) {
+    throw new IommuError('EOPNOTSUPP', `domainAllocPaging: data type 0x${u.type.toString(16)} is not supported`);
+  }
+  if (u.type === 0) return;
+  const d = u.data;
+  if (d.length < HWPT_SELFTEST_MIN) throw new IommuError('EINVAL', `domainAllocPaging: ${d.length} bytes of iommu_hwpt_selftest, need ${HWPT_SELFTEST_MIN}`);
+  for (let i = HWPT_SELFTEST_BYTES; i < d.length; i++) {
+    if (d[i] !== 0) throw new IommuError('E2BIG', `domainAllocPaging: non-zero byte ${i} beyond iommu_hwpt_selftest`);
+  }
+  const type = d.length >= HWPT_SELFTEST_BYTES ? new DataView(d.buffer, d.byteOffset, d.byteLength).getUint32(4, true) : 0;
+  if (type !== MOCK_IOMMUPT_DEFAULT && type !== MOCK_IOMMUPT_HUGE) {
+    throw new IommuError('EOPNOTSUPP', `domainAllocPaging: pagetable_type ${type} is not a mock format`);
+  }
+}
