@@ -38,6 +38,20 @@ export interface BackendInfo {
   readonly version: string | null;
 }
 
+/** The report's backend record: what `--backend` named, the URL imported, the plugin's identity. */
+export function backendInfo(
+  backend: { readonly name: string; readonly url: string },
+  plugin: { readonly id: string; readonly displayName?: string; readonly version?: string },
+): BackendInfo {
+  return {
+    name: backend.name,
+    url: backend.url,
+    id: plugin.id,
+    displayName: plugin.displayName ?? null,
+    version: plugin.version ?? null,
+  };
+}
+
 /** The configuration as run. */
 export interface ReportConfig {
   readonly backend: BackendInfo;

@@ -19,7 +19,7 @@ import {
   type ProgressReporter,
 } from './progress.js';
 import type { InvalidationRecord, PatternRecord, PortRecord } from './records.js';
-import { buildReport, environmentInfo, type BenchReport } from './report-json.js';
+import { backendInfo, buildReport, environmentInfo, type BenchReport } from './report-json.js';
 import type { ResolvedBackend } from './resolve-backend.js';
 import {
   BENCH_RID,
@@ -207,13 +207,7 @@ export async function runHost(
     const instances = mapped.map((m, i) => instanceRecord(m, patterns[i], invalidations[i], ports[i]));
     return buildReport({
       config,
-      backend: {
-        name: backend.name,
-        url: backend.url,
-        id: plugin.id,
-        displayName: plugin.displayName ?? null,
-        version: plugin.version ?? null,
-      },
+      backend: backendInfo(backend, plugin),
       environment,
       instances,
       physMemBytes: memBytes,

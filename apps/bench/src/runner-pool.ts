@@ -19,7 +19,7 @@ import {
   type ProgressReporter,
 } from './progress.js';
 import type { InstanceRecord } from './records.js';
-import { buildReport, environmentInfo, type BenchReport } from './report-json.js';
+import { backendInfo, buildReport, environmentInfo, type BenchReport } from './report-json.js';
 import type { ResolvedBackend } from './resolve-backend.js';
 import { backendOptions, instancePlans } from './runner-host.js';
 
@@ -74,13 +74,7 @@ export async function runPool(
     );
     return buildReport({
       config,
-      backend: {
-        name: backend.name,
-        url: backend.url,
-        id: plugin.id,
-        displayName: plugin.displayName ?? null,
-        version: plugin.version ?? null,
-      },
+      backend: backendInfo(backend, plugin),
       environment,
       instances,
       physMemBytes: memBytes,

@@ -413,3 +413,18 @@ function toEnomem(e: unknown): unknown {
   }
   return e;
 }
+
+/**
+ * Splits the byte range [start, end) at page boundaries: `fn(pageIndex, offsetInPage, bytes, pos)`
+ * per piece, in order.
+ */
+export function forEachPageChunk(start: number, end: number, fn: (idx: number, inPage: number, n: number, pos: number) => void): void {
+  let pos = start;
+  while (pos < end) {
+    const idx = Math.floor(pos / PAGE_SIZE);
+    const inPage = pos - idx * PAGE_SIZE;
+    const n = Math.min(PAGE_SIZE - inPage, end - pos);
+    fn(idx, inPage, n, pos);
+    pos += n;
+  }
+}

@@ -10,7 +10,7 @@
 import { type PhysMem } from '@iommulab/runtime';
 import { fail } from '../errors.js';
 import { PAGE_SIZE } from '../uapi/u64.js';
-import { FrameTable, PageObject, userMemoryFailpoint } from './frames.js';
+import { FrameTable, PageObject, forEachPageChunk, userMemoryFailpoint } from './frames.js';
 
 let nextFd = 3;
 
@@ -71,15 +71,10 @@ export class Memfd {
     const end = Math.min(this.obj.size, offset + length);
     const out = new Uint8Array(Math.max(0, end - offset));
     const u8 = this.mem.u8;
-    let pos = offset;
-    while (pos < end) {
-      const idx = Math.floor(pos / PAGE_SIZE);
-      const inPage = pos - idx * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - inPage, end - pos);
+    forEachPageChunk(offset, end, (idx, inPage, n, pos) => {
       const f = this.obj.frame(idx, false);
       if (f !== 0) out.set(u8.subarray(f * PAGE_SIZE + inPage, f * PAGE_SIZE + inPage + n), pos - offset);
-      pos += n;
-    }
+    });
     return out;
   }
 
@@ -94,15 +89,10 @@ export class Memfd {
     if (!Number.isSafeInteger(end)) fail('EINVAL', `Memfd.write: end ${end} out of range`);
     if (end > this.obj.size) this.obj.size = end;
     const u8 = this.mem.u8;
-    let pos = offset;
-    while (pos < end) {
-      const idx = Math.floor(pos / PAGE_SIZE);
-      const inPage = pos - idx * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - inPage, end - pos);
+    forEachPageChunk(offset, end, (idx, inPage, n, pos) => {
       const f = this.obj.frame(idx, true);
       u8.set(data.subarray(pos - offset, pos - offset + n), f * PAGE_SIZE + inPage);
-      pos += n;
-    }
+    });
   }
 
   /**

@@ -31,7 +31,7 @@ import { type PhysMem } from '@iommulab/runtime';
 import { fail, IommufdError } from '../errors.js';
 import { PAGE_SIZE } from '../uapi/u64.js';
 import { MemlockAccount } from './accounting.js';
-import { FrameTable, PageObject, PageTable, userMemoryFailpoint } from './frames.js';
+import { FrameTable, PageObject, PageTable, forEachPageChunk, userMemoryFailpoint } from './frames.js';
 import { Memfd } from './memfd.js';
 
 /** Page protection of a mapping: read-only or read-write. */
@@ -429,19 +429,12 @@ export class UserProcess {
     this.check(vs, ve, kind, what);
     const u8 = this.mem.u8;
     let i = this.firstEndingAfter(vs);
-    let pos = addr;
-    const end = addr + length;
-    while (pos < end) {
-      const pn = Math.floor(pos / PAGE_SIZE);
+    forEachPageChunk(addr, addr + length, (pn, inPage, n, pos) => {
       while (this.vmas[i].end <= pn) i++;
-      const f = this.resolve(this.vmas[i], pn, kind);
-      const inPage = pos - pn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - inPage, end - pos);
-      const pa = f * PAGE_SIZE + inPage;
+      const pa = this.resolve(this.vmas[i], pn, kind) * PAGE_SIZE + inPage;
       if (kind === READ) buf.set(u8.subarray(pa, pa + n), pos - addr);
       else u8.set(buf.subarray(pos - addr, pos - addr + n), pa);
-      pos += n;
-    }
+    });
   }
 
   /** Frame backing page `pn` of `v` for an access of `kind`, populating / unsharing as needed. */
