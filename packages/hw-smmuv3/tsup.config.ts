@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', codec: 'src/codec/index.ts' },
+  entry: { index: 'src/index.ts', codec: 'src/codec/index.ts', pgtable: 'src/pgtable/index.ts', driver: 'src/driver/index.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

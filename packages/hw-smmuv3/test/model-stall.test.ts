@@ -1,0 +1,127 @@
+/**
+ * SMMUv3 model: the stall fault model (smmuv3.md §5.1 STAG / Stall, §5.2, §4.2 CMD_RESUME /
+ * CMD_STALL_TERM). A stalled fault is recorded with Stall = 1 and a STAG (whatever CD.R / S2R
+ * say), the device is told to wait (FaultReason.PAGE_REQUEST), and retries or is terminated when
+ * software answers.
+ */
+import { FaultReason } from '@iommulab/driver-api';
+import { ACCESS_WRITE } from '@iommulab/runtime';
+import { describe, expect, it } from 'vitest';
+import { CR0_CMDQEN, CR0_PRIQEN, CR0_SMMUEN, CmdOp, EvtClass, EvtId, ResumeAction } from '../src/codec/index.js';
+import { HandTables, S1_AP_EL0, S1_NG, S1_PAGE, S2_PAGE_RW, SpecRig, linuxCd, linuxS1Ste, linuxS2Ste, s2Tables } from './helpers/spec-rig.js';
+
+function stallStream(r: SpecRig, sid: number, cd: Record<string, number> = {}, ste: Record<string, number> = {}) {
+  const pt = new HandTables(r.mem, 0);
+  const cdPa = r.alloc(64);
+  r.writeCd(cdPa, linuxCd(pt.root, sid, { S: 1, ...cd }));
+  r.writeSte(sid, linuxS1Ste(cdPa, ste));
+  r.cfgiSte(sid);
+  return pt;
+}
+
+describe('stall model (§5.2)', () => {
+  it('CD.S = 1: Stall = 1 + STAG, the transaction waits; CMD_RESUME(RETRY) lets the device retry', () => {
+    const r = new SpecRig();
+    const pt = stallStream(r, 3, { R: 0 }); // stalls are recorded even with R = 0
+    expect(r.dma(3, 0x4000_0000, ACCESS_WRITE)).toEqual({ ok: false, pa: 0, fault: FaultReason.PAGE_REQUEST, faultDetail: EvtId.F_TRANSLATION });
+    const [e] = r.events();
+    expect([e.id, e.sid, e.stall, e.stag, e.rnw, e.inputAddr]).toEqual([EvtId.F_TRANSLATION, 3, 1, e.stag, 0, 0x4000_0000]);
+    expect(r.hw.pendingStalls()).toEqual([{ sid: 3, stag: e.stag, ssid: -1, iova: 0x4000_0000 }]);
+    const page = r.mem.allocFrame();
+    pt.map(0x4000_0000, page, 3, S1_PAGE | S1_AP_EL0 | S1_NG); // the fault handler maps the page
+    r.cmd({ OPCODE: CmdOp.RESUME, SID: 3, STAG: e.stag, ACTION: ResumeAction.RETRY }); // no CMD_SYNC (as Linux)
+    expect(r.hw.takeStallResolutions()).toEqual([
+      { sid: 3, ssid: -1, stag: e.stag, iova: 0x4000_0000, access: ACCESS_WRITE, evt: EvtId.F_TRANSLATION, action: 'retry' },
+    ]);
+    expect(r.hw.pendingStalls()).toEqual([]);
+    expect(r.dma(3, 0x4000_0000, ACCESS_WRITE).pa).toBe(page);
+  });
+
+  it('STAGs are unique among the outstanding stalls; RESUME(ABORT) and STALL_TERM terminate', () => {
+    const r = new SpecRig();
+    stallStream(r, 3);
+    stallStream(r, 4);
+    for (const [sid, va] of [
+      [3, 0x1000],
+      [3, 0x2000],
+      [4, 0x1000],
+    ]) {
+      expect(r.dma(sid, va).fault).toBe(FaultReason.PAGE_REQUEST);
+    }
+    const ev = r.events();
+    expect(ev.map((e) => [e.sid, e.stall])).toEqual([
+      [3, 1],
+      [3, 1],
+      [4, 1],
+    ]);
+    expect(new Set(ev.filter((e) => e.sid === 3).map((e) => e.stag)).size).toBe(2);
+    r.cmd({ OPCODE: CmdOp.RESUME, SID: 3, STAG: ev[1].stag, ACTION: ResumeAction.ABORT });
+    r.cmd({ OPCODE: CmdOp.RESUME, SID: 3, STAG: 0xbeef, ACTION: ResumeAction.RETRY }); // no such stall: ignored
+    r.cmd({ OPCODE: CmdOp.STALL_TERM, SID: 3 });
+    r.sync();
+    expect(r.hw.takeStallResolutions().map((x) => [x.sid, x.iova, x.action])).toEqual([
+      [3, 0x2000, 'abort'],
+      [3, 0x1000, 'terminate'],
+    ]);
+    expect(r.hw.pendingStalls().map((p) => p.sid)).toEqual([4]);
+    expect(r.hw.stats()).toMatchObject({ stalls: 3, stallsPending: 1, stallsRetried: 0, stallsTerminated: 2 });
+  });
+
+  it('S1STALLD = 1 disables stage-1 stalls (a plain recorded fault)', () => {
+    const r = new SpecRig();
+    stallStream(r, 3, {}, { S1STALLD: 1 });
+    expect(r.dma(3, 0x1000)).toEqual({ ok: false, pa: 0, fault: FaultReason.TRANSLATION, faultDetail: EvtId.F_TRANSLATION });
+    expect(r.events().map((e) => [e.id, e.stall])).toEqual([[EvtId.F_TRANSLATION, 0]]);
+  });
+
+  it('STE.S2S = 1: a stage-2 fault stalls (S2 = 1, CLASS = IN, IPA)', () => {
+    const r = new SpecRig();
+    const s2 = s2Tables(r.mem);
+    r.writeSte(6, linuxS2Ste(2, s2.root, { S2S: 1, S2R: 0 }));
+    r.cfgiSte(6);
+    expect(r.dma(6, 0x7000_0000).fault).toBe(FaultReason.PAGE_REQUEST);
+    const [e] = r.events();
+    expect([e.id, e.stall, e.s2, e.cls, e.ipa]).toEqual([EvtId.F_TRANSLATION, 1, 1, EvtClass.IN, 0x7000_0000]);
+    const page = r.mem.allocFrame();
+    s2.map(0x7000_0000, page, 3, S2_PAGE_RW);
+    r.cmd({ OPCODE: CmdOp.RESUME, SID: 6, STAG: e.stag, ACTION: ResumeAction.RETRY });
+    expect(r.dma(6, 0x7000_0000).pa).toBe(page);
+  });
+
+  it('a stall that cannot be reported (event queue disabled) is terminated instead', () => {
+    const r = new SpecRig();
+    stallStream(r, 3);
+    r.cr0(CR0_CMDQEN | CR0_PRIQEN | CR0_SMMUEN); // EVTQEN off
+    expect(r.dma(3, 0x1000)).toEqual({ ok: false, pa: 0, fault: FaultReason.TRANSLATION, faultDetail: EvtId.F_TRANSLATION });
+    expect(r.hw.pendingStalls()).toEqual([]);
+  });
+
+  it('the stall table holds IDR5.STALL_MAX transactions; more faults are terminated', () => {
+    const r = new SpecRig({ options: { stallMax: 2 } });
+    stallStream(r, 3);
+    expect([0x1000, 0x2000, 0x3000].map((va) => r.dma(3, va).fault)).toEqual([
+      FaultReason.PAGE_REQUEST,
+      FaultReason.PAGE_REQUEST,
+      FaultReason.TRANSLATION,
+    ]);
+    expect(r.events().map((e) => e.stall)).toEqual([1, 1, 0]);
+  });
+
+  it('STALL_MODEL = forced: every stage-1 fault stalls, and S1STALLD = 1 is an ILLEGAL STE', () => {
+    const r = new SpecRig({ options: { stall: 'forced' } });
+    stallStream(r, 3, { S: 0 });
+    expect(r.dma(3, 0x1000).fault).toBe(FaultReason.PAGE_REQUEST);
+    stallStream(r, 4, {}, { S1STALLD: 1 });
+    expect(r.dma(4, 0x1000).faultDetail).toBe(EvtId.C_BAD_STE);
+  });
+
+  it('ATS Translation Requests never stall', () => {
+    const r = new SpecRig();
+    stallStream(r, 3, {}, { EATS: 1 });
+    const out = { ok: false, pa: 0, fault: 0, faultDetail: 0 };
+    r.hw.atsTranslate({ rid: 3, pasid: -1, iova: 0x1000, access: 1, privileged: false }, out);
+    expect(out).toEqual({ ok: false, pa: 0, fault: FaultReason.TRANSLATION, faultDetail: EvtId.F_TRANSLATION });
+    expect(r.events()).toEqual([]);
+    expect(r.hw.pendingStalls()).toEqual([]);
+  });
+});
