@@ -1,31 +1,24 @@
-import type { DmaRequest, DmaResult, HardwareContext, HostedHardware } from '@iommulab/runtime';
+import type { DmaRequest, DmaResult, HardwareContext, HostedHardware, PageRequestInit } from '@iommulab/runtime';
 
 /**
  * A device-side page request (PCIe PRI Page Request Message), sent to the IOMMU by a device whose
- * translation faulted and which can wait for the page to be made present.
+ * translation faulted and which can wait for the page to be made present: `rid`, `pasid` (-1 for
+ * none), the page `addr`, the `PgFaultPerm` bits requested in `perm`, the page request group index
+ * `grpid` and `last` (last request of its group). It is the runtime's device-port
+ * `PageRequestInit`, read-only, so a request sent with `DevicePort.pageRequest` reaches
+ * {@link IommuHardware.pageRequest} field for field.
  */
-export interface DevicePageRequest {
-  readonly rid: number;
-  /** PASID, or -1. */
-  readonly pasid: number;
-  /** The page address requested. */
-  readonly addr: number;
-  /** `PgFaultPerm` bits requested. */
-  readonly perm: number;
-  /** Page request group index. */
-  readonly grpid: number;
-  /** Last request of its group. */
-  readonly last: boolean;
-}
+export type DevicePageRequest = Readonly<PageRequestInit>;
 
 /**
  * The hardware-model half of a backend: it runs inside the instance's worker (or in-thread),
  * created over a {@link HardwareContext} (PhysMem + RegisterFile). Software reaches it only
  * through registers, memory and doorbells; devices reach it through the device port
- * (`translate`, and `pageRequest` for PRI-capable devices).
+ * (`translate`; `atsTranslate` and `pageRequest` for ATS / PRI-capable devices).
  *
  * The boundary is deliberately small, like the RISC-V IOMMU reference model's: reset, register
- * and queue processing (`service`, run on every doorbell), translate, page request, stats.
+ * and queue processing (`service`, run on every doorbell), translate, ATS translation, page
+ * request, stats.
  */
 export interface IommuHardware extends HostedHardware {
   /**
@@ -40,8 +33,15 @@ export interface IommuHardware extends HostedHardware {
   /** Counters for reports (translations, IOTLB hits and misses, walks, commands, faults...). */
   stats(): Record<string, number>;
   /**
+   * PCIe ATS Translation Request: translate for the device's ATC; a backend without ATS omits it
+   * (the device port then rejects with `UNSUPPORTED`). Writes into `out` and returns it; like
+   * `translate`, must not allocate and must not throw.
+   */
+  atsTranslate?(req: DmaRequest, out: DmaResult): DmaResult;
+  /**
    * Device port for PRI: queues a page request for software. Returns false when the request was
-   * dropped (queue overflow or PRI disabled); never throws.
+   * dropped (queue overflow or PRI disabled); never throws. A backend without PRI omits it (the
+   * device port then rejects with `UNSUPPORTED`). The device port may reuse `req`: do not keep it.
    */
   pageRequest?(req: DevicePageRequest): boolean;
 }

@@ -42,6 +42,8 @@ async function once(): Promise<{ map: number; unmap: number }> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+console.log('# cd /work/main/packages/hw-smmuv3 && node --conditions=@iommulab/source --expose-gc --import tsx bench/driver-map.ts');
+console.log(`# SmmuV3Hardware in-thread (regs.onWrite -> service), node ${process.version}; ${RUNS} timed rounds after 3 warm-up rounds, median`);
 for (let i = 0; i < 3; i++) await once(); // warm-up (JIT, table frames)
 (globalThis as { gc?: () => void }).gc?.();
 const maps: number[] = [];

@@ -74,7 +74,7 @@ const tlb = new Tlb(4096, 'lru');
 const HIT_PAGES = 2048;
 for (let i = 0; i < HIT_PAGES; i++) {
   walker.s1(vas[i], 0, ACCESS_READ, false, s1, null, res);
-  tlb.insertWalk(1, 1, vas[i], res);
+  tlb.insertWalk(1, 1, res);
 }
 const tlbHit = newTlbHit();
 // Keep only the pages still cached (a few conflict in their set): the loop measures pure hits.

@@ -210,6 +210,13 @@ describe('§3.3 CD Linux writes', () => {
   });
 });
 
+describe('IHI 0070 §5.4 CD MPAM fields', () => {
+  it('PARTID is bits [367:352] and PMG bits [375:368]: dword 5 [47:32] and [55:48]', () => {
+    const w = packFields(Cd, { PARTID: 0xbeef, PMG: 0xa5 }, 8);
+    expect(Array.from(w)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xa5beef, 0, 0, 0, 0]);
+  });
+});
+
 describe('§4.8 command worked encodings (dword0, dword1)', () => {
   it('CMD_SYNC CS=SEV, MSH=ISH, MSIAttr=0xF: 0x0FC02046, 0', () => {
     expect(cmd({ OPCODE: CmdOp.SYNC, CS: SyncCs.SEV, MSH: SH_ISH, MSIATTR: 0xf })).toEqual([0x0fc02046n, 0n]);

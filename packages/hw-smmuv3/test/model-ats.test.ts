@@ -10,10 +10,12 @@ import {
   ATC_INV_SIZE_ALL,
   CERROR_ATC_INV_SYNC,
   CR0_ATSCHK,
+  CR0_SMMUEN,
   CmdOp,
   EvtId,
   GERROR_CMDQ_ERR,
   SMMU_CMDQ_CONS,
+  SMMU_CR0,
   SMMU_GERROR,
   SMMU_GERRORN,
   SyncCs,
@@ -94,12 +96,28 @@ describe('ATS translation and the ATC (§4.4)', () => {
     expect(r.r32(SMMU_CMDQ_CONS)).toBe(r.prod);
   });
 
-  it('a bypass stream with EATS = 1 answers the identity translation', () => {
+  it('a bypass stream (Config 0b100): EATS is IGNORED (effective 0b00) → F_BAD_ATS_TREQ, no ATC fill (IHI 0070 §5.2 Config, §3.9.1.2)', () => {
     const r = new SpecRig();
     r.writeSte(4, { V: 1, CONFIG: 4, EATS: 1 });
     r.cfgiSte(4);
-    expect(r.hw.atsTranslate(q(4, 0x7654_3210), dmaResult()).pa).toBe(0x7654_3210);
-    expect(r.hw.atcEntries(4)).toBe(1);
+    expect(r.hw.atsTranslate(q(4, 0x7654_3210), dmaResult())).toEqual({ ok: false, pa: 0, fault: FaultReason.BLOCKED, faultDetail: EvtId.F_BAD_ATS_TREQ });
+    expect(r.hw.atcEntries(4)).toBe(0);
+    expect(r.events().map((e) => [e.id, e.sid])).toEqual([[EvtId.F_BAD_ATS_TREQ, 4]]);
+  });
+
+  it('Translation Requests record no configuration events; Config = abort is UR without event; SMMUEN = 0 is F_BAD_ATS_TREQ (§3.9.1.2)', () => {
+    const r = new SpecRig();
+    r.writeSte(5, { V: 0 });
+    r.writeSte(6, { V: 1, CONFIG: 0 });
+    r.cfgiSte(5);
+    r.cfgiSte(6);
+    expect(r.hw.atsTranslate(q(5, 0x1000), dmaResult()).ok).toBe(false); // C_BAD_STE → CA, not recorded
+    expect(r.hw.atsTranslate(q(6, 0x1000), dmaResult()).ok).toBe(false);
+    expect(r.hw.atsTranslate(q(0x1_0000, 0x1000), dmaResult()).ok).toBe(false); // beyond the table
+    expect(r.events()).toEqual([]);
+    r.w32(SMMU_CR0, r.r32(SMMU_CR0) & ~CR0_SMMUEN);
+    expect(r.hw.atsTranslate(q(6, 0x2000), dmaResult()).faultDetail).toBe(EvtId.F_BAD_ATS_TREQ);
+    expect(r.events().map((e) => [e.id, e.sid])).toEqual([[EvtId.F_BAD_ATS_TREQ, 6]]);
   });
 });
 
@@ -121,5 +139,20 @@ describe('translated transactions (CR0.ATSCHK)', () => {
     u.writeSte(3, { V: 1, CONFIG: 4 });
     u.cfgiSte(3);
     expect(u.hw.translatedAccess(q(3, 0x8000_0000), dmaResult()).pa).toBe(0x8000_0000); // ATSCHK = 0: unchecked
+  });
+
+  it('F_TRANSL_FORBIDDEN record: StreamID, RnW, InputAddr only (no SSV/SSID, PnU, InD; IHI 0070 §7.3.8); SMMUEN = 0 → F_TRANSL_FORBIDDEN (§3.9.1.3)', () => {
+    const r = new SpecRig({ cr0Extra: CR0_ATSCHK });
+    r.writeSte(3, { V: 1, CONFIG: 4 });
+    r.writeSte(4, { V: 0 });
+    r.cfgiSte(3);
+    r.cfgiSte(4);
+    const tr = (rid: number, iova: number) => r.hw.translatedAccess(dmaRequest({ rid, iova, access: ACCESS_READ, privileged: true, pasid: 5 }), dmaResult());
+    expect(tr(3, 0x1_2345_6000).faultDetail).toBe(EvtId.F_TRANSL_FORBIDDEN);
+    expect(tr(4, 0x1000).ok).toBe(false); // invalid STE: aborted, no event (REC_CFG_ATS = 0)
+    expect(r.events().map((e) => e.words)).toEqual([[0x07, 3, 0, 1 << 3, 0x2345_6000, 0x1, 0, 0]]);
+    r.w32(SMMU_CR0, r.r32(SMMU_CR0) & ~CR0_SMMUEN);
+    expect(tr(9, 0x5000).faultDetail).toBe(EvtId.F_TRANSL_FORBIDDEN);
+    expect(r.events().map((e) => [e.id, e.sid])).toEqual([[EvtId.F_TRANSL_FORBIDDEN, 9]]);
   });
 });

@@ -75,12 +75,12 @@ describe('STE.Config (§2.2)', () => {
     expect(e.words).toEqual([EvtId.C_BAD_STE, 1, 0, 0, 0, 0, 0, 0]);
   });
 
-  it.each([1, 2, 3])('reserved Config %i is ILLEGAL: C_BAD_STE (§12 #1)', (cfg) => {
+  it.each([1, 2, 3])('reserved Config %i behaves as 0b000: terminated, no event (IHI 0070 §5.2 Config)', (cfg) => {
     const r = new SpecRig();
     r.writeSte(2, { V: 1, CONFIG: cfg });
     r.cfgiSte(2);
-    expect(r.dma(2, 0x1000)).toEqual(FAULT(FaultReason.BAD_CONFIG, EvtId.C_BAD_STE));
-    expect(r.events().map((e) => [e.id, e.sid])).toEqual([[EvtId.C_BAD_STE, 2]]);
+    expect(r.dma(2, 0x1000)).toEqual(FAULT(FaultReason.BLOCKED, 0));
+    expect(r.events()).toEqual([]);
   });
 
   it('bypass (Config 4): PA = input address', () => {
@@ -159,12 +159,12 @@ describe('S1CDMax, S1DSS and SubstreamIDs (§3.2)', () => {
     expect(r.dma(9, 0x1000_0020, ACCESS_READ, { pasid: 3 })).toEqual(OK(pages[3] + 0x20));
   });
 
-  it('S1DSS = 2 (SSID0): no SubstreamID uses CD 0; SubstreamID 0 is C_BAD_SUBSTREAMID with SSV = 1 (§12 #10, #11)', () => {
+  it('S1DSS = 2 (SSID0): no SubstreamID uses CD 0; SubstreamID 0 is F_STREAM_DISABLED without SSV/SSID (IHI 0070 §5.2 S1DSS, §7.3.7)', () => {
     const { r, pages } = setup(2);
     expect(r.dma(9, 0x1000_0040)).toEqual(OK(pages[0] + 0x40));
-    expect(r.dma(9, 0x1000_0040, ACCESS_READ, { pasid: 0 })).toEqual(FAULT(FaultReason.BAD_PASID, EvtId.C_BAD_SUBSTREAMID));
+    expect(r.dma(9, 0x1000_0040, ACCESS_READ, { pasid: 0 })).toEqual(FAULT(FaultReason.BLOCKED, EvtId.F_STREAM_DISABLED));
     const [e] = r.events();
-    expect([e.id, e.sid, e.ssv, e.ssid]).toEqual([EvtId.C_BAD_SUBSTREAMID, 9, 1, 0]);
+    expect(e.words).toEqual([EvtId.F_STREAM_DISABLED, 9, 0, 0, 0, 0, 0, 0]);
     expect(r.dma(9, 0x1000_0040, ACCESS_READ, { pasid: 7 })).toEqual(OK(pages[7] + 0x40));
   });
 
@@ -172,9 +172,10 @@ describe('S1CDMax, S1DSS and SubstreamIDs (§3.2)', () => {
     const { r } = setup(2);
     expect(r.dma(9, 0x1000_0000, ACCESS_READ, { pasid: 16 }).faultDetail).toBe(EvtId.C_BAD_SUBSTREAMID);
     expect(r.dma(9, 0x1000_0000, ACCESS_READ, { pasid: 0xfffff }).faultDetail).toBe(EvtId.C_BAD_SUBSTREAMID);
+    // §7.3.9: no SSV qualifier (bit 11 RES0), the SubstreamID is always present
     expect(r.events().map((e) => [e.id, e.ssv, e.ssid])).toEqual([
-      [EvtId.C_BAD_SUBSTREAMID, 1, 16],
-      [EvtId.C_BAD_SUBSTREAMID, 1, 0xfffff],
+      [EvtId.C_BAD_SUBSTREAMID, 0, 16],
+      [EvtId.C_BAD_SUBSTREAMID, 0, 0xfffff],
     ]);
     const cd = r.alloc(64);
     const [pt] = s1Map(r, 0);
@@ -182,7 +183,8 @@ describe('S1CDMax, S1DSS and SubstreamIDs (§3.2)', () => {
     r.writeSte(10, linuxS1Ste(cd));
     r.cfgiSte(10);
     expect(r.dma(10, 0x10, ACCESS_READ, { pasid: 1 })).toEqual(FAULT(FaultReason.BAD_PASID, EvtId.C_BAD_SUBSTREAMID));
-    expect(r.events().map((e) => [e.id, e.sid, e.ssv, e.ssid])).toEqual([[EvtId.C_BAD_SUBSTREAMID, 10, 1, 1]]);
+    const [e] = r.events();
+    expect(e.words).toEqual([(1 << 12) | EvtId.C_BAD_SUBSTREAMID, 10, 0, 0, 0, 0, 0, 0]);
   });
 
   it('a SubstreamID on a stream with stage 1 disabled (bypass / S2) is C_BAD_SUBSTREAMID', () => {
@@ -192,16 +194,25 @@ describe('S1CDMax, S1DSS and SubstreamIDs (§3.2)', () => {
     expect(r.dma(1, 0x1000, ACCESS_READ, { pasid: 2 }).faultDetail).toBe(EvtId.C_BAD_SUBSTREAMID);
   });
 
-  it('S1CDMax above IDR1.SSIDSIZE, S1Fmt 3 and S1DSS 3 are ILLEGAL STEs', () => {
+  it('S1CDMax above IDR1.SSIDSIZE and S1Fmt 1/2 without CD2L are ILLEGAL; S1Fmt 3 behaves as 0 and S1DSS 3 as terminate (IHI 0070 §5.2)', () => {
     const r = new SpecRig({ options: { ssidBits: 4 } });
     const cd = r.alloc(64 * 32);
+    const [pt, page] = s1Map(r, 0);
+    for (let n = 0; n < 16; n++) r.writeCd(cd + n * 64, linuxCd(pt.root, 1));
     r.writeSte(1, linuxS1Ste(cd, { S1_CD_MAX: 5 }));
-    r.writeSte(2, linuxS1Ste(cd, { S1_CD_MAX: 4, S1FMT: 3 }));
+    r.cfgiSte(1);
+    expect(r.dma(1, 0).faultDetail).toBe(EvtId.C_BAD_STE);
+    r.writeSte(2, linuxS1Ste(cd, { S1_CD_MAX: 4, S1FMT: 3, S1DSS: 2 }));
+    r.cfgiSte(2);
+    expect(r.dma(2, 0x10)).toEqual(OK(page + 0x10)); // linear table: CD 0
+    expect(r.dma(2, 0x20, ACCESS_READ, { pasid: 5 })).toEqual(OK(page + 0x20)); // CD 5 at cd + 5·64
     r.writeSte(3, linuxS1Ste(cd, { S1_CD_MAX: 4, S1DSS: 3 }));
-    for (const sid of [1, 2, 3]) {
-      r.cfgiSte(sid);
-      expect(r.dma(sid, 0).faultDetail).toBe(EvtId.C_BAD_STE);
-    }
+    r.cfgiSte(3);
+    expect(r.dma(3, 0)).toEqual(FAULT(FaultReason.BLOCKED, EvtId.F_STREAM_DISABLED));
+    expect(r.events().map((e) => [e.id, e.sid])).toEqual([
+      [EvtId.C_BAD_STE, 1],
+      [EvtId.F_STREAM_DISABLED, 3],
+    ]);
     const r2 = new SpecRig({ options: { cd2l: false } });
     r2.writeSte(1, linuxS1Ste(cd, { S1_CD_MAX: 4, S1FMT: 2 }));
     r2.cfgiSte(1);
@@ -259,6 +270,23 @@ describe('2-level stream tables (§2.4, §12 #2, #3)', () => {
     expect(r.events().map((e) => [e.id, e.sid])).toEqual([
       [EvtId.C_BAD_STREAMID, 0x300],
       [EvtId.C_BAD_STREAMID, 0x510],
+    ]);
+  });
+
+  it('L1STD Span reserved (12–31) or > SPLIT + 1 is C_BAD_STREAMID; L2Ptr is aligned down to the array size (IHI 0070 §5.1, §7.3.3)', () => {
+    const r = new SpecRig({ strtab: '2level', strtabLog2: 16, split: 6 });
+    const l2 = r.alloc(64 * 64); // one frame: 4 KiB aligned
+    r.writeWords(l2 + 3 * 64, new Uint32Array([0x9, 0])); // STE 3 of the array: bypass
+    r.writeL1Std(1, l2, 12); // reserved Span: behaves as 0
+    r.writeL1Std(2, l2, 8); // Span 8 > SPLIT + 1 = 7
+    r.writeL1Std(3, l2 + 0x40, 7); // 64 STEs; L2Ptr bits [11:0] treated as zero
+    for (const sid of [0x43, 0x83, 0xc3]) r.cfgiSte(sid);
+    expect(r.dma(0x43, 0)).toEqual(FAULT(FaultReason.BAD_RID, EvtId.C_BAD_STREAMID));
+    expect(r.dma(0x83, 0)).toEqual(FAULT(FaultReason.BAD_RID, EvtId.C_BAD_STREAMID));
+    expect(r.dma(0xc3, 0x6000)).toEqual(OK(0x6000));
+    expect(r.events().map((e) => [e.id, e.sid])).toEqual([
+      [EvtId.C_BAD_STREAMID, 0x43],
+      [EvtId.C_BAD_STREAMID, 0x83],
     ]);
   });
 

@@ -23,6 +23,9 @@ import {
 
 const FAULT = (fault: number, detail: number) => ({ ok: false, pa: 0, fault, faultDetail: detail });
 const TWO_32 = 2 ** 32;
+/** Event CLASS encodings (IHI 0070 §7.3): TT = 0b01, IN = 0b10. */
+const CLS_TT = 1;
+const CLS_IN = 2;
 
 /** Words of an 8-word record from dword values given as [lo, hi] pairs. */
 function words(d0: [number, number], d1: [number, number] = [0, 0], d2: [number, number] = [0, 0], d3: [number, number] = [0, 0]): number[] {
@@ -64,7 +67,7 @@ describe('configuration and fetch events (always recorded, §5.2)', () => {
 
   it('C_BAD_STE 0x04: SID and the transaction’s SSV/SSID only', () => {
     const r = new SpecRig();
-    r.writeSte(8, { V: 1, CONFIG: 2 });
+    r.writeSte(8, { V: 1, CONFIG: 6 }); // stage 2 with S2AA64 = 0 (VMSAv8-32, IDR0.TTF = AArch64 only): ILLEGAL
     r.cfgiSte(8);
     expect(r.dma(8, 0x1000, ACCESS_WRITE, { pasid: 0x12345 })).toEqual(FAULT(FaultReason.BAD_CONFIG, EvtId.C_BAD_STE));
     expect(r.events().map((e) => e.words)).toEqual([words([0x04 | (1 << 11) | (0x12345 << 12), 8])]);
@@ -86,11 +89,20 @@ describe('configuration and fetch events (always recorded, §5.2)', () => {
     expect(r.events().map((e) => e.words)).toEqual([words([0x06, 4])]);
   });
 
-  it('C_BAD_SUBSTREAMID 0x08: SSV = 1 and the offending SubstreamID (§12 #11)', () => {
+  it('C_BAD_SUBSTREAMID 0x08: the offending SubstreamID, no SSV bit (IHI 0070 §7.3.9)', () => {
     const r = new SpecRig();
     s1Stream(r, 4, {}, { S1_CD_MAX: 2 });
     expect(r.dma(4, 0x1000, ACCESS_READ, { pasid: 4 })).toEqual(FAULT(FaultReason.BAD_PASID, EvtId.C_BAD_SUBSTREAMID));
-    expect(r.events().map((e) => e.words)).toEqual([words([0x08 | (1 << 11) | (4 << 12), 4])]);
+    expect(r.events().map((e) => e.words)).toEqual([words([0x08 | (4 << 12), 4])]);
+  });
+
+  it('C_BAD_SUBSTREAMID: an invalid L1CD reached for CD 0 of a transaction without SubstreamID records SubstreamID 0 (§7.3.9)', () => {
+    const r = new SpecRig();
+    const l1 = r.alloc(64);
+    r.writeSte(4, linuxS1Ste(l1, { S1FMT: 1, S1_CD_MAX: 8, S1DSS: 2 })); // L1CD 0 is all zeros (V = 0)
+    r.cfgiSte(4);
+    expect(r.dma(4, 0x1000)).toEqual(FAULT(FaultReason.BAD_PASID, EvtId.C_BAD_SUBSTREAMID));
+    expect(r.events().map((e) => e.words)).toEqual([words([0x08, 4])]);
   });
 
   it('F_CD_FETCH 0x09: a CD (or L1CD) outside PhysMem, FetchAddr in dword 3 (not dword 2 as QEMU)', () => {
@@ -116,7 +128,6 @@ describe('configuration and fetch events (always recorded, §5.2)', () => {
       { T0SZ: 40 },
       { TG0: 3 },
       { TTB0: 2 ** 48 / 16 }, // TTB0 beyond IPS (48 bits)
-      { HD: 1 }, // HD without HA
       { ASID: 256 }, // ASID16 = 0
       { EPD1: 0, TG1: 0 }, // TTB1 walks enabled with a reserved TG1
     ];
@@ -136,16 +147,41 @@ describe('configuration and fetch events (always recorded, §5.2)', () => {
       expect([f, r.dma(sid, 0x1000)]).toEqual([f, FAULT(FaultReason.BAD_CONFIG, EvtId.C_BAD_CD)]);
     }
     expect(r.events().map((e) => [e.id, e.sid])).toEqual(Array.from({ length: sid }, (_, i) => [EvtId.C_BAD_CD, i + 1]));
-    // CD.A = 0 with TERM_MODEL = 1; CD.S = 1 without stall support; CD.HA without HTTU
+    // CD.A = 0 with TERM_MODEL = 1; CD.S = 1 without stall support; CD.S = 0 with stall forced;
+    // CD.HA without HTTU; CD.HD with HTTU = 1 (IHI 0070 §5.4.2 CdIllegal)
     for (const [opts, f] of [
       [{ termModel: 1 }, { A: 0 }],
       [{ stall: 'none' }, { S: 1 }],
+      [{ stall: 'forced' }, { S: 0 }],
       [{ httu: 0 }, { HA: 1 }],
+      [{ httu: 1 }, { HA: 1, HD: 1 }],
     ] as const) {
       const q = new SpecRig({ options: opts });
       s1Stream(q, 1, f);
-      expect(q.dma(1, 0x1000).faultDetail).toBe(EvtId.C_BAD_CD);
+      expect([f, q.dma(1, 0x1000).faultDetail]).toEqual([f, EvtId.C_BAD_CD]);
     }
+    // STE.S1STALLD = 1 with CD.S = 1 is ILLEGAL (C_BAD_CD)
+    const q = new SpecRig();
+    s1Stream(q, 1, { S: 1 }, { S1STALLD: 1 });
+    expect(q.dma(1, 0x1000).faultDetail).toBe(EvtId.C_BAD_CD);
+  });
+
+  it('not ILLEGAL (IHI 0070 §5.4): {HD, HA} = 0b10 behaves as HTTU disabled; a misaligned TTB0 is aligned down; ENDI is IGNORED when EPD0 = EPD1 = 1', () => {
+    const r = new SpecRig();
+    const page = r.mem.allocFrame();
+    const a = s1Stream(r, 5, { HD: 1, HA: 0 });
+    a.pt.map(0x9000, page, 3, (S1_PAGE & ~0x400) | S1_AP_EL0 | S1_NG); // AF = 0: faults (no hardware AF update)
+    expect(r.dma(5, 0x9000).faultDetail).toBe(EvtId.F_ACCESS);
+    expect(a.pt.read(0x9000)[0] & 0x400).toBe(0);
+    const b = new HandTables(r.mem, 0);
+    b.map(0x2000, page, 3, S1_PAGE | S1_AP_EL0 | S1_NG);
+    const cd = r.alloc(64);
+    r.writeCd(cd, linuxCd(b.root + 0x18, 7)); // TTB0 low bits set: treated as zero (4 KiB start table)
+    r.writeSte(6, linuxS1Ste(cd));
+    r.cfgiSte(6);
+    expect(r.dma(6, 0x2010).pa).toBe(page + 0x10);
+    s1Stream(r, 8, { EPD0: 1, EPD1: 1, ENDI: 1, ASID: 9 });
+    expect(r.dma(8, 0x2000).faultDetail).toBe(EvtId.F_TRANSLATION); // EPD0: a translation fault, not C_BAD_CD
   });
 
   it('F_UUT 0x01: a malformed request (no access bit) with InputAddr', () => {
@@ -161,7 +197,8 @@ describe('translation faults, stage 1 (recorded when CD.R, §5.2)', () => {
     const r = new SpecRig();
     s1Stream(r, 5);
     expect(r.dma(5, 0x1234000)).toEqual(FAULT(FaultReason.TRANSLATION, EvtId.F_TRANSLATION));
-    expect(r.events().map((e) => e.words)).toEqual([words([0x10, 5], [0, 0x8], [0x1234000, 0])]);
+    // IHI 0070 §7.3.13: a stage-1 fault is S2 = 0, CLASS = IN (0b10, dword 1 [41:40])
+    expect(r.events().map((e) => e.words)).toEqual([words([0x10, 5], [0, 0x8 | (CLS_IN << 8)], [0x1234000, 0])]);
   });
 
   it('F_TRANSLATION with CD.R = 0: terminated, not recorded', () => {
@@ -192,7 +229,8 @@ describe('translation faults, stage 1 (recorded when CD.R, §5.2)', () => {
     const va = 0x0000_8123_4567_8000; // level-0 index 0x102
     expect(r.dma(7, va, ACCESS_WRITE)).toEqual(FAULT(FaultReason.WALK_ABORT, EvtId.F_WALK_EABT));
     expect(r.events().map((e) => e.words)).toEqual([
-      words([0x0b, 7], [0, 0], [va % TWO_32, Math.floor(va / TWO_32)], [0x102 * 8, 0x1]),
+      // §7.3.12: a stage-1 descriptor fetch abort is S2 = 0, CLASS = TT (0b01); RnW = 0 (write)
+      words([0x0b, 7], [0, CLS_TT << 8], [va % TWO_32, Math.floor(va / TWO_32)], [0x102 * 8, 0x1]),
     ]);
   });
 
@@ -201,7 +239,7 @@ describe('translation faults, stage 1 (recorded when CD.R, §5.2)', () => {
     const { pt } = s1Stream(r, 5, { IPS: 0 }); // 32-bit intermediate size
     pt.map(0x7000, 0x1_0000_0000, 3, S1_PAGE | S1_AP_EL0 | S1_NG);
     expect(r.dma(5, 0x7010)).toEqual(FAULT(FaultReason.ADDRESS_SIZE, EvtId.F_ADDR_SIZE));
-    expect(r.events().map((e) => e.words)).toEqual([words([0x11, 5], [0, 0x8], [0x7010, 0])]);
+    expect(r.events().map((e) => e.words)).toEqual([words([0x11, 5], [0, 0x8 | (CLS_IN << 8)], [0x7010, 0])]);
   });
 
   it('F_ACCESS 0x12: AF = 0 without HA or AFFD; HA sets AF in memory; AFFD ignores it', () => {
@@ -210,7 +248,7 @@ describe('translation faults, stage 1 (recorded when CD.R, §5.2)', () => {
     const a = s1Stream(r, 5);
     a.pt.map(0x9000, page, 3, (S1_PAGE & ~0x400) | S1_AP_EL0 | S1_NG);
     expect(r.dma(5, 0x9000)).toEqual(FAULT(FaultReason.ACCESS_FLAG, EvtId.F_ACCESS));
-    expect(r.events().map((e) => e.words)).toEqual([words([0x12, 5], [0, 0x8], [0x9000, 0])]);
+    expect(r.events().map((e) => e.words)).toEqual([words([0x12, 5], [0, 0x8 | (CLS_IN << 8)], [0x9000, 0])]);
     const b = s1Stream(r, 6, { AFFD: 1, ASID: 2 }); // own ASIDs: same ASID + VMID would share TLB entries
     b.pt.map(0x9000, page, 3, (S1_PAGE & ~0x400) | S1_AP_EL0 | S1_NG);
     expect(r.dma(6, 0x9000).pa).toBe(page);
@@ -233,9 +271,9 @@ describe('translation faults, stage 1 (recorded when CD.R, §5.2)', () => {
     expect(r.dma(5, 0x2000).faultDetail).toBe(EvtId.F_PERMISSION);
     expect(r.dma(5, 0x3000, ACCESS_EXEC).faultDetail).toBe(EvtId.F_PERMISSION);
     expect(r.events().map((e) => e.words)).toEqual([
-      words([0x13, 5], [0, 1 << 1], [0x1008, 0]), // PnU, write (RnW = 0)
-      words([0x13, 5], [0, 1 << 3], [0x2000, 0]), // unprivileged read
-      words([0x13, 5], [0, (1 << 2) | (1 << 3)], [0x3000, 0]), // InD, a fetch is a read (§12 #13)
+      words([0x13, 5], [0, (1 << 1) | (CLS_IN << 8)], [0x1008, 0]), // PnU, write (RnW = 0)
+      words([0x13, 5], [0, (1 << 3) | (CLS_IN << 8)], [0x2000, 0]), // unprivileged read
+      words([0x13, 5], [0, (1 << 2) | (1 << 3) | (CLS_IN << 8)], [0x3000, 0]), // InD, a fetch is a read (§12 #13)
     ]);
   });
 });
@@ -295,7 +333,7 @@ describe('translation faults, stage 2 only (S2 = 1, CLASS = IN, recorded when ST
     expect(r.dma(9, 2 ** 48)).toEqual(FAULT(FaultReason.ADDRESS_SIZE, EvtId.F_ADDR_SIZE));
     expect(r.events().map((e) => [e.id, e.s2, e.cls, e.ipa, e.inputAddr])).toEqual([
       [0x11, 1, IN, 0x4000_0000, 0x4000_0010],
-      [0x11, 0, 0, 0, 2 ** 48],
+      [0x11, 0, IN, 0, 2 ** 48], // §7.3.14: stage-1 bypass → S2 = 0, CLASS = IN
     ]);
   });
 });

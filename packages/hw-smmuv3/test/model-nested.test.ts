@@ -122,11 +122,11 @@ describe('nested translation (§8)', () => {
     expect([e.id, e.s2, e.cls, e.ipa, e.inputAddr, e.pnu]).toEqual([EvtId.F_TRANSLATION, 1, EvtClass.IN, 0x30_0000_5000, 0x2010, 1]);
   });
 
-  it('stage-1 faults of a nested stream: S2 = 0, CLASS and IPA 0 (§12 #12), recorded per CD.R', () => {
+  it('stage-1 faults of a nested stream: S2 = 0, CLASS = IN (IHI 0070 §7.3.13), IPA 0, recorded per CD.R', () => {
     const r = new SpecRig();
     nested(r, 7);
     expect(r.dma(7, 0x9000)).toEqual(FAULT(FaultReason.TRANSLATION, EvtId.F_TRANSLATION));
-    expect(r.events().map((e) => e.words)).toEqual([[0x10, 7, 0, 0x8, 0x9000, 0, 0, 0]]);
+    expect(r.events().map((e) => e.words)).toEqual([[0x10, 7, 0, 0x8 | (EvtClass.IN << 8), 0x9000, 0, 0, 0]]);
   });
 
   it('S1DSS = bypass on a nested stream: stage 2 only for transactions without SubstreamID', () => {

@@ -67,11 +67,16 @@ describe('stall model (§5.2)', () => {
     expect(r.hw.stats()).toMatchObject({ stalls: 3, stallsPending: 1, stallsRetried: 0, stallsTerminated: 2 });
   });
 
-  it('S1STALLD = 1 disables stage-1 stalls (a plain recorded fault)', () => {
+  it('S1STALLD = 1: a CD with S = 1 is ILLEGAL (C_BAD_CD, IHI 0070 §5.4.2); with S = 0 a plain recorded fault', () => {
     const r = new SpecRig();
     stallStream(r, 3, {}, { S1STALLD: 1 });
-    expect(r.dma(3, 0x1000)).toEqual({ ok: false, pa: 0, fault: FaultReason.TRANSLATION, faultDetail: EvtId.F_TRANSLATION });
-    expect(r.events().map((e) => [e.id, e.stall])).toEqual([[EvtId.F_TRANSLATION, 0]]);
+    expect(r.dma(3, 0x1000)).toEqual({ ok: false, pa: 0, fault: FaultReason.BAD_CONFIG, faultDetail: EvtId.C_BAD_CD });
+    stallStream(r, 4, { S: 0 }, { S1STALLD: 1 });
+    expect(r.dma(4, 0x1000)).toEqual({ ok: false, pa: 0, fault: FaultReason.TRANSLATION, faultDetail: EvtId.F_TRANSLATION });
+    expect(r.events().map((e) => [e.id, e.sid, e.stall])).toEqual([
+      [EvtId.C_BAD_CD, 3, 0],
+      [EvtId.F_TRANSLATION, 4, 0],
+    ]);
   });
 
   it('STE.S2S = 1: a stage-2 fault stalls (S2 = 1, CLASS = IN, IPA)', () => {
@@ -107,10 +112,12 @@ describe('stall model (§5.2)', () => {
     expect(r.events().map((e) => e.stall)).toEqual([1, 1, 0]);
   });
 
-  it('STALL_MODEL = forced: every stage-1 fault stalls, and S1STALLD = 1 is an ILLEGAL STE', () => {
+  it('STALL_MODEL = forced: stage-1 faults stall; CD.S = 0 is an ILLEGAL CD and S1STALLD = 1 an ILLEGAL STE (IHI 0070 §5.2.2, §5.4.2)', () => {
     const r = new SpecRig({ options: { stall: 'forced' } });
-    stallStream(r, 3, { S: 0 });
+    stallStream(r, 3);
     expect(r.dma(3, 0x1000).fault).toBe(FaultReason.PAGE_REQUEST);
+    stallStream(r, 5, { S: 0 });
+    expect(r.dma(5, 0x1000).faultDetail).toBe(EvtId.C_BAD_CD);
     stallStream(r, 4, {}, { S1STALLD: 1 });
     expect(r.dma(4, 0x1000).faultDetail).toBe(EvtId.C_BAD_STE);
   });

@@ -237,12 +237,12 @@ describe('Tlb + walker: dirty tracking through cached permissions (§7.4 DBM)', 
     const t = new Tlb(64);
     const h = newTlbHit();
     expect(w.s1(0x6000, 0, ACCESS_READ, true, c, null, r)).toBe(true);
-    t.insertWalk(0, 4, 0x6000, r);
+    t.insertWalk(0, 4, r);
     expect(t.lookup(0, 4, 0x6010, h)).toBe(true);
     expect(permAllows(h.perm, ACCESS_READ, true)).toBe(true);
     expect(permAllows(h.perm, ACCESS_WRITE, true)).toBe(false);
     expect(w.s1(0x6010, 0, ACCESS_WRITE, true, c, null, r)).toBe(true);
-    t.insertWalk(0, 4, 0x6010, r);
+    t.insertWalk(0, 4, r);
     expect(t.count()).toBe(1);
     expect(t.lookup(0, 4, 0x6020, h)).toBe(true);
     expect(h.pa).toBe(0x9020);

@@ -8,6 +8,9 @@ import { DEFAULT_FEATURES } from '../src/model/features.js';
 import {
   checkS1Config,
   checkS2Config,
+  alignTtb,
+  s1StartTableBytes,
+  s2StartTableBytes,
   newS1Ctx,
   newS2Ctx,
   s1ConfigProblem,
@@ -56,10 +59,16 @@ describe('checkS2Config (§2.5, §7.2)', () => {
     expect(checkS2Config(newS2Ctx({ g: 14, t0sz: 22, sl0: 2, ttb: 0x4000 }), with_({ oas: 42 }), 42)).toBe(true);
   });
 
-  it('S2TTB beyond the effective S2PS or not aligned to the start table(s)', () => {
-    expect(s2ConfigProblem(newS2Ctx({ t0sz: 24, sl0: 1, ttb: 0x100_0000_0000, oaBits: 40 }), caps, 40)).toBe('S2TTB: outside S2PS or not aligned to the start table');
-    expect(checkS2Config(newS2Ctx({ t0sz: 24, sl0: 1, ttb: 0x1000 }), caps, 40)).toBe(false); // 2 tables need 8 KiB alignment
+  it('S2TTB beyond the effective S2PS is ILLEGAL; a misaligned S2TTB is not (IHI 0070 §5.2 S2TTB: aligned down)', () => {
+    expect(s2ConfigProblem(newS2Ctx({ t0sz: 24, sl0: 1, ttb: 0x100_0000_0000, oaBits: 40 }), caps, 40)).toBe('S2TTB: outside S2PS');
+    // 4 KiB granule without DS: outside a 48-bit range is ILLEGAL even with a 52-bit S2PS
+    expect(s2ConfigProblem(newS2Ctx({ t0sz: 16, sl0: 2, ttb: 2 ** 48, oaBits: 52 }), with_({ oas: 52 }))).toBe('S2TTB: outside S2PS');
+    expect(checkS2Config(newS2Ctx({ t0sz: 24, sl0: 1, ttb: 0x1000 }), caps, 40)).toBe(true);
     expect(checkS2Config(newS2Ctx({ t0sz: 24, sl0: 1, ttb: 0x2000 }), caps, 40)).toBe(true);
+    // 2 concatenated level-1 tables: 8 KiB, bits [12:0] treated as zero
+    const s2 = newS2Ctx({ t0sz: 24, sl0: 1, ttb: 0x3008 });
+    expect(alignTtb(s2.ttb, s2StartTableBytes(s2), 40)).toBe(0x2000);
+    expect(alignTtb(0x1234, 32, 52)).toBe(0x1200); // 52-bit output: at least 64-byte alignment
   });
 });
 
@@ -71,10 +80,10 @@ describe('checkS1Config (§3.4)', () => {
     expect(checkS1Config({ ...linux, ha: true, hd: true }, caps)).toBe(true);
   });
 
-  it('HA needs HTTU ≥ 1; HD needs HTTU = 2 and HA', () => {
+  it('HA needs HTTU ≥ 1; HD needs HTTU = 2 (HD without HA is not ILLEGAL, IHI 0070 §5.4 HA)', () => {
     expect(s1ConfigProblem({ ...linux, ha: true }, with_({ httu: 0 }))).toBe('CD.HA: no HTTU support');
-    expect(s1ConfigProblem({ ...linux, ha: true, hd: true }, with_({ httu: 1 }))).toBe('CD.HD: needs HTTU = 2 and HA');
-    expect(s1ConfigProblem({ ...linux, hd: true }, caps)).toBe('CD.HD: needs HTTU = 2 and HA');
+    expect(s1ConfigProblem({ ...linux, ha: true, hd: true }, with_({ httu: 1 }))).toBe('CD.HD: needs HTTU = 2');
+    expect(s1ConfigProblem({ ...linux, hd: true }, caps)).toBe(null);
   });
 
   it('TxSZ range: 16..39, 12 with VAX for 64 KiB, up to 48 (47 for 64 KiB) with STT', () => {
@@ -93,9 +102,10 @@ describe('checkS1Config (§3.4)', () => {
     expect(checkS1Config({ ...linux, epd1: false, t1sz: 16, g1: 12, ttb1: 0x9000_0000 }, caps)).toBe(true);
   });
 
-  it('TTBx below 2^IPS and aligned to the start table', () => {
-    expect(s1ConfigProblem({ ...linux, ttb0: 0x1000_0000_0000 }, caps)).toBe('TTBx: outside IPS or not aligned to the start table');
-    expect(checkS1Config({ ...linux, ttb0: 0x1800 }, caps)).toBe(false); // 512-entry table: 4 KiB alignment
-    expect(checkS1Config({ ...linux, t0sz: 24, ttb0: 0x1010 }, caps)).toBe(true); // IA 40: 2 entries, 16 bytes
+  it('TTBx below 2^IPS; alignment is not a legality rule (IHI 0070 §5.4 TTB0: the SMMU aligns it down)', () => {
+    expect(s1ConfigProblem({ ...linux, ttb0: 0x1000_0000_0000 }, caps)).toBe('TTBx: outside IPS');
+    expect(checkS1Config({ ...linux, ttb0: 0x1800 }, caps)).toBe(true);
+    expect(alignTtb(0x1800, s1StartTableBytes(16, 12), 44)).toBe(0x1000); // 512-entry table: 4 KiB
+    expect(alignTtb(0x1018, s1StartTableBytes(24, 12), 44)).toBe(0x1010); // IA 40: 2 entries, 16 bytes
   });
 });

@@ -20,7 +20,7 @@ describe('external aborts (F_WALK_EABT)', () => {
 
   it('TTB outside PhysMem, and TTB with bit 32 set (not wrapped to 0)', () => {
     expect(w.s1(va, 0, ACCESS_READ, true, newS1Ctx({ ttb0: 0x40_0000, epd0: false }), null, r)).toBe(false);
-    expect(r).toMatchObject({ fault: EvtId.F_WALK_EABT, s2: false, cls: 0, fetchAddr: 0x40_0000 + 8, walkSteps: 1 });
+    expect(r).toMatchObject({ fault: EvtId.F_WALK_EABT, s2: false, cls: EvtClass.TT, fetchAddr: 0x40_0000 + 8, walkSteps: 1 });
     expect(w.s1(va, 0, ACCESS_READ, true, newS1Ctx({ ttb0: 0x1_0000_1000, epd0: false }), null, r)).toBe(false);
     expect(r).toMatchObject({ fault: EvtId.F_WALK_EABT, fetchAddr: 0x1_0000_1000 + 8 });
   });

@@ -109,7 +109,7 @@ describe('§8 nested translation', () => {
     const l3Pa = s1t.tablePa(VA, 3);
     s2t.map(OFF + l3Pa, 0xf000_0000, 3, S2_NORMAL | S2_RW);
     expect(w.s1(VA, 0, ACCESS_READ, true, s1, s2, r)).toBe(false);
-    expectFault(r, { fault: EvtId.F_WALK_EABT, s2: false, cls: 0, ipa: 0, fetchAddr: 0xf000_0000 + (Math.floor(VA / 4096) % 512) * 8 });
+    expectFault(r, { fault: EvtId.F_WALK_EABT, s2: false, cls: EvtClass.TT, ipa: 0, fetchAddr: 0xf000_0000 + (Math.floor(VA / 4096) % 512) * 8 });
   });
 
   it('final stage-2 fault of the output IPA: CLASS IN, IPA = the full output IPA', () => {
@@ -131,13 +131,13 @@ describe('§8 nested translation', () => {
     expectFault(r, { fault: EvtId.F_PERMISSION, s2: true, cls: EvtClass.IN, ipa: OFF + 0x0012_3008 });
   });
 
-  it('stage-1 faults in a nested walk are stage-1 records: S2 = 0, CLASS = 0, IPA = 0', () => {
+  it('stage-1 faults in a nested walk are stage-1 records: S2 = 0, CLASS = IN (IHI 0070 §7.3.13), IPA = 0', () => {
     s1t.tablePa(VA, 3);
     expect(w.s1(VA, 0, ACCESS_READ, true, s1, s2, r)).toBe(false);
-    expectFault(r, { fault: EvtId.F_TRANSLATION, s2: false, cls: 0, ipa: 0 });
+    expectFault(r, { fault: EvtId.F_TRANSLATION, s2: false, cls: EvtClass.IN, ipa: 0 });
     s1t.map(VA, OFF + 0x0012_3000, 3, S1_NORMAL & ~AF);
     expect(w.s1(VA, 0, ACCESS_READ, true, s1, s2, r)).toBe(false);
-    expectFault(r, { fault: EvtId.F_ACCESS, s2: false, cls: 0, ipa: 0 });
+    expectFault(r, { fault: EvtId.F_ACCESS, s2: false, cls: EvtClass.IN, ipa: 0 });
   });
 
   it('stage-1 HA update needs stage-2 write permission on the table page (CLASS TT, TTRnW = 0)', () => {

@@ -48,7 +48,7 @@ describe('walker ⟷ io-pgtable-arm (§7.6 scenarios)', () => {
             expect([r.pa, r.sizeLog2]).toEqual([pt.iovaToPhys(iova + 42), Math.log2(size)]);
             expect(walk(iova + 42, ACCESS_WRITE)).toBe(true);
             expect(walk(iova + 42, ACCESS_EXEC)).toBe(false);
-            expect([r.fault, r.s2, r.cls]).toEqual([EvtId.F_PERMISSION, fmt === 's2', fmt === 's2' ? EvtClass.IN : 0]);
+            expect([r.fault, r.s2, r.cls]).toEqual([EvtId.F_PERMISSION, fmt === 's2', EvtClass.IN]); // §7.3.13: CLASS = IN at either stage
             iova += GiB;
           }
           // Empty addresses fault.

@@ -5,7 +5,7 @@
  */
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, PhysMem } from '@iommulab/runtime';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { EvtId } from '../src/codec/index.js';
+import { EvtClass, EvtId } from '../src/codec/index.js';
 import {
   newS1Ctx,
   newWalkResult,
@@ -41,12 +41,13 @@ function ctx(t: Tables, init: Partial<S1Ctx> = {}): S1Ctx {
   return newS1Ctx({ ttb0: t.root, t0sz: 64 - t.ia, g0: t.g as 12 | 14 | 16, epd0: false, epd1: true, oaBits: 48, ...init });
 }
 
+/** IHI 0070 §7.3.13: a stage-1 fault is S2 = 0, CLASS = IN (IPA UNKNOWN, 0 here); §7.3.12: a stage-1 F_WALK_EABT is CLASS = TT. */
 function expectS1Fault(res: WalkResult, id: number, fetchAddr = 0): void {
   expect(res.ok).toBe(false);
   expect({ fault: res.fault, s2: res.s2, cls: res.cls, ipa: res.ipa, fetchAddr: res.fetchAddr, ttrnw: res.ttrnw }).toEqual({
     fault: id,
     s2: false,
-    cls: 0,
+    cls: id === EvtId.F_WALK_EABT ? EvtClass.TT : EvtClass.IN,
     ipa: 0,
     fetchAddr,
     ttrnw: false,

@@ -39,6 +39,26 @@ export interface DmaResult {
   faultDetail: number;
 }
 
+/**
+ * A device's page request (PCIe PRI Page Request Message), sent through the device port after a
+ * translation faulted, when the device can wait for the page to be made present. driver-api's
+ * `DevicePageRequest` is this type (read-only).
+ */
+export interface PageRequestInit {
+  /** Requester id (PCI BDF / SMMUv3 StreamID). */
+  rid: number;
+  /** PASID (SubstreamID), or {@link NO_PASID} (-1). */
+  pasid: number;
+  /** The page address requested (a number below 2^53). */
+  addr: number;
+  /** Permissions requested: READ 1, WRITE 2, EXEC 4, PRIV 8 (driver-api's `PgFaultPerm` bits). */
+  perm: number;
+  /** Page request group index (PRG index). */
+  grpid: number;
+  /** Last request of its group. */
+  last: boolean;
+}
+
 /** A new request: rid 0, no PASID, iova 0, read, unprivileged, overridden by `init`. */
 export function dmaRequest(init?: Partial<DmaRequest>): DmaRequest {
   return {

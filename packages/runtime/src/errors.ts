@@ -20,7 +20,8 @@ export type RuntimeErrorCode =
   | 'WORKER_ERROR'
   | 'SHUT_DOWN'
   | 'BAD_BACKEND'
-  | 'API_VERSION';
+  | 'API_VERSION'
+  | 'UNSUPPORTED';
 
 /** An error raised by the runtime: bad input, exhausted resources, timeouts, dead workers. */
 export class RuntimeError extends Error {

@@ -9,15 +9,29 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { DmaRequest, DmaResult } from './dma.js';
+import type { DmaRequest, DmaResult, PageRequestInit } from './dma.js';
 import { RuntimeError } from './errors.js';
 import type { PhysMem } from './phys-mem.js';
 import type { RegisterFile } from './register-file.js';
 
-/** The hardware model as the runtime sees it: a device port, a doorbell handler, reset and stats. */
+/**
+ * The hardware model as the runtime sees it: a device port, a doorbell handler, reset and stats.
+ * The device port may reuse `req` objects across calls: a model must not keep a reference to one.
+ */
 export interface HostedHardware {
   /** Device port. Writes into `out` and returns it. Must not allocate. */
   translate(req: DmaRequest, out: DmaResult): DmaResult;
+  /**
+   * Device port, PCIe ATS Translation Request: translate for the device's ATC; a backend without
+   * ATS omits it (the device port then rejects with `UNSUPPORTED`). Writes into `out` and returns it.
+   */
+  atsTranslate?(req: DmaRequest, out: DmaResult): DmaResult;
+  /**
+   * Device port, PCIe PRI Page Request Message: queue a page request for software. Returns false
+   * when the request was dropped. A backend without PRI omits it (the device port then rejects
+   * with `UNSUPPORTED`).
+   */
+  pageRequest?(req: PageRequestInit): boolean;
   /**
    * Process whatever software asked for through registers / queues since the last call
    * (called when the register-file doorbell moved). Returns units of work done.

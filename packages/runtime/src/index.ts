@@ -22,6 +22,7 @@ export {
   type DmaRequest,
   type DmaRequestInit,
   type DmaResult,
+  type PageRequestInit,
 } from './dma.js';
 // threads
 export {

@@ -2,8 +2,9 @@
  * Entry of an instance worker (a plain `node:worker_threads` Worker started by
  * {@link InstanceHost}). It loads the backend by module specifier, builds the hardware model,
  * exposes the control API with comlink on its dedicated MessagePort, and runs the service loop:
- * register doorbell → `hw.service()`, device-port request ring → `hw.translate` → completion ring,
- * never parking more than {@link PARK_MS} ms without returning to the event loop.
+ * register doorbell → `hw.service()`, device-port request ring → `hw.translate` (or `atsTranslate`,
+ * `pageRequest`) → completion ring, never parking more than {@link PARK_MS} ms without returning to
+ * the event loop.
  *
  * Importing this module outside an instance worker does nothing.
  */

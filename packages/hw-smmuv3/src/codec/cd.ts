@@ -3,7 +3,9 @@
  */
 import { bit, field, type Layout } from './field.js';
 
+/** A CD is 8 dwords. */
 export const CD_DWORDS = 8;
+/** A CD is 64 bytes. */
 export const CD_BYTES = 64;
 
 /** CD fields by spec name (§3.1). */
@@ -49,8 +51,9 @@ export const Cd = {
   MAIR1: field(3, 63, 32),
   AMAIR0: field(4, 31, 0),
   AMAIR1: field(4, 63, 32),
-  PARTID: field(6, 15, 0),
-  PMG: field(6, 23, 16),
+  /** PARTID bits [367:352], PMG bits [375:368] (IHI 0070 §5.4): dword 5. */
+  PARTID: field(5, 47, 32),
+  PMG: field(5, 55, 48),
 } as const satisfies Layout;
 
 /** CD.TG1 encodings (different from TG0!). */
@@ -64,7 +67,9 @@ export const L1Cd = {
   V: bit(0, 0),
   L2PTR: field(0, 51, 12),
 } as const satisfies Layout;
+/** A level-1 CD descriptor is 8 bytes. */
 export const L1CD_BYTES = 8;
 /** CDs per L2 table for S1Fmt 1 (4 KiB leaves) and 2 (64 KiB leaves). */
 export const CD_L2_ENTRIES_4K = 64;
+/** CDs per level-2 table for S1Fmt 2 (64 KiB leaves). */
 export const CD_L2_ENTRIES_64K = 1024;

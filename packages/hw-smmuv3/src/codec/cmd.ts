@@ -4,6 +4,7 @@
  */
 import { bit, field, type Layout } from './field.js';
 
+/** A command is 2 dwords (16 bytes). */
 export const CMD_DWORDS = 2;
 
 /** Opcodes (§4.1). */

@@ -3,6 +3,7 @@
  */
 import { bit, field, type Layout } from './field.js';
 
+/** An event record is 4 dwords (32 bytes). */
 export const EVT_DWORDS = 4;
 
 /** Event IDs (§5.2). */

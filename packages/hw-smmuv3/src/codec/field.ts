@@ -6,8 +6,11 @@
 
 /** One field: bits `[lo + width - 1 : lo]` of dword `dw`. Width at most 53. */
 export interface Field {
+  /** Dword index inside the structure. */
   readonly dw: number;
+  /** Lowest bit of the field inside that dword (0..63). */
   readonly lo: number;
+  /** Width in bits. */
   readonly width: number;
 }
 

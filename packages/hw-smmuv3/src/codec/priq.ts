@@ -3,6 +3,7 @@
  */
 import { bit, field, type Layout } from './field.js';
 
+/** A PRI queue record is 2 dwords (16 bytes). */
 export const PRIQ_DWORDS = 2;
 
 /** PRI record fields. */

@@ -4,7 +4,9 @@
  */
 import { bit, field, type Layout } from './field.js';
 
+/** An STE is 8 dwords. */
 export const STE_DWORDS = 8;
+/** An STE is 64 bytes. */
 export const STE_BYTES = 64;
 
 /** STE fields by spec name (§2.1). */
@@ -87,4 +89,5 @@ export const L1Std = {
   /** L2 table address [51:6]. */
   L2PTR: field(0, 51, 6),
 } as const satisfies Layout;
+/** A level-1 stream table descriptor is 8 bytes. */
 export const L1STD_BYTES = 8;

@@ -250,7 +250,8 @@ export class SmmuV3Driver implements IommuDriver, DomainHost, NestedHost {
       hwInfoType: IOMMU_HW_INFO_TYPE_ARM_SMMUV3,
       nestedDataTypes: probe.nesting ? [IOMMU_HWPT_DATA_ARM_SMMUV3] : [],
     };
-    this.viommuTypes = probe.nesting ? [IOMMU_VIOMMU_TYPE_ARM_SMMUV3] : [];
+    // `arm_smmu_get_viommu_size`: FEAT_NESTING, and S2FWB (this model's devices are never CANWBS)
+    this.viommuTypes = probe.nesting && probe.fwb ? [IOMMU_VIOMMU_TYPE_ARM_SMMUV3] : [];
     // Same-thread interrupt (in-thread model): drain soon, outside the model's service().
     this.offIrq = this.regs.onIrq(() => this.scheduleDrain());
   }
@@ -492,12 +493,14 @@ export class SmmuV3Driver implements IommuDriver, DomainHost, NestedHost {
     return d;
   }
 
-  async domainAllocNested(dev: IommuDevice, parent: PagingDomain, dataType: number, data: Uint8Array, flags: DomainAllocFlags = {}): Promise<NestedDomain> {
+  /**
+   * Nested domains straight over a nest parent: Linux's arm_smmu_ops has no `domain_alloc_nested`
+   * (since 6.13 an SMMUv3 nested domain is made only on a vIOMMU, `arm_vsmmu_alloc_domain_nested`),
+   * so IOMMU_HWPT_ALLOC with `pt_id` = a nest-parent HWPT answers EOPNOTSUPP.
+   */
+  async domainAllocNested(dev: IommuDevice, _parent: PagingDomain, dataType: number, _data: Uint8Array, _flags: DomainAllocFlags = {}): Promise<NestedDomain> {
     this.master(dev, 'domainAllocNested');
-    const s2 = this.nestParent(parent, 'domainAllocNested');
-    const d = SmmuNestedDomain.fromUser(this, this.nextId++, s2, dataType, data, flags, undefined);
-    this.domains.add(d);
-    return d;
+    throw new IommuError('EOPNOTSUPP', `domainAllocNested: SMMUv3 nested domains (data type ${dataType}) are allocated on a vIOMMU (IOMMU_VIOMMU_TYPE_ARM_SMMUV3), not on a nest-parent HWPT`);
   }
 
   /** The nest-parent S2 domain `parent` of this driver, or EINVAL. @internal */
@@ -774,6 +777,9 @@ export class SmmuV3Driver implements IommuDriver, DomainHost, NestedHost {
     if (type !== IOMMU_VIOMMU_TYPE_ARM_SMMUV3 || !this.probe.nesting) {
       throw new IommuError('EOPNOTSUPP', `viommuAlloc: type ${type} is not IOMMU_VIOMMU_TYPE_ARM_SMMUV3 (or the SMMU has no nesting)`);
     }
+    // Linux: the VM must not be able to bypass the cache (VFIO does no cache maintenance): S2FWB,
+    // or a device behind a CANWBS root complex (not modelled: DeviceSpec has no such property).
+    if (!this.probe.fwb) throw new IommuError('EOPNOTSUPP', 'viommuAlloc: the SMMU has no S2FWB (IDR3.FWB) and the device is not CANWBS');
     const s2 = this.nestParent(parent, 'viommuAlloc');
     if (data !== undefined && data.length > 0 && data.some((b) => b !== 0)) {
       throw new IommuError('EOPNOTSUPP', 'viommuAlloc: the ARM SMMUv3 vIOMMU takes no driver data');

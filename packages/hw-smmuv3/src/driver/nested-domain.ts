@@ -83,16 +83,17 @@ export class SmmuNestedDomain implements NestedDomain {
   }
 
   /**
-   * `arm_vsmmu_alloc_domain_nested`: checks the type (EOPNOTSUPP), flags (only none: EOPNOTSUPP),
-   * the struct length (EINVAL short, E2BIG non-zero tail) and the vSTE (EIO).
+   * `arm_vsmmu_alloc_domain_nested`, in the kernel's order: flags (only none: EOPNOTSUPP), then
+   * `iommu_copy_struct_from_user` — another data type (EINVAL), a struct shorter than
+   * `iommu_hwpt_arm_smmuv3` (EINVAL), a non-zero tail beyond it (E2BIG) — then the vSTE (EIO).
    */
   static fromUser(host: NestedHost, id: number, parent: SmmuS2Domain, dataType: number, data: Uint8Array, flags: DomainAllocFlags, viommu: SmmuViommu | undefined): SmmuNestedDomain {
     host.checkAlive();
-    if (dataType !== IOMMU_HWPT_DATA_ARM_SMMUV3) {
-      throw new IommuError('EOPNOTSUPP', `domainAllocNested: data type ${dataType} is not IOMMU_HWPT_DATA_ARM_SMMUV3`);
-    }
     if (flags.nestParent || flags.dirtyTracking || flags.pasid) {
       throw new IommuError('EOPNOTSUPP', 'domainAllocNested: nestParent / dirtyTracking / pasid flags are not supported on nested domains');
+    }
+    if (dataType !== IOMMU_HWPT_DATA_ARM_SMMUV3) {
+      throw new IommuError('EINVAL', `domainAllocNested: data type ${dataType} is not IOMMU_HWPT_DATA_ARM_SMMUV3 (iommu_copy_struct_from_user)`);
     }
     if (!(data instanceof Uint8Array) || data.length < HWPT_ARM_SMMUV3_BYTES) {
       throw new IommuError('EINVAL', `domainAllocNested: iommu_hwpt_arm_smmuv3 needs ${HWPT_ARM_SMMUV3_BYTES} bytes, got ${data?.length}`);

@@ -100,17 +100,22 @@ export class SmmuViommu implements IommuViommu {
   }
 
   /**
-   * `arm_vsmmu_cache_invalidate`: every entry is converted (`arm_vsmmu_convert_user_cmd`:
-   * TLBI_NSNH_ALL → TLBI_NH_ALL(VMID); TLBI_NH_VA / VAA / ALL / ASID get the VM's VMID; ATC_INV,
-   * CFGI_CD, CFGI_CD_ALL get the physical SID of the vSID; anything else → EIO) and issued in
-   * batches of 63 with a CMD_SYNC each; `handled` counts the entries issued.
+   * `arm_vsmmu_cache_invalidate`: the whole array is copied first
+   * (`iommu_copy_struct_from_full_user_array`: another data type → EINVAL, `entry_num` 0 → EINVAL,
+   * a shorter `entry_len` is zero-extended, a longer one must have a zero tail → E2BIG), then every
+   * entry is converted (`arm_vsmmu_convert_user_cmd`: TLBI_NSNH_ALL → TLBI_NH_ALL(VMID);
+   * TLBI_NH_VA / VAA / ALL / ASID get the VM's VMID; ATC_INV, CFGI_CD, CFGI_CD_ALL get the
+   * physical SID of the vSID; anything else → EIO) and issued in batches of 63 with a CMD_SYNC
+   * each. A refused entry stops the call before its batch is issued: the converted entries of
+   * that batch are not sent (smmuv3.md §9.4, "no partial issue within a batch"), yet `handled`
+   * (the uAPI's `entry_num`) is the index of the refused entry, as the kernel's `cur - cmds`.
    */
   async cacheInvalidate(dataType: number, entryLen: number, entries: Uint8Array, count: number): Promise<UserInvalidateResult> {
     this.alive('cacheInvalidate');
     if (dataType !== IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3) {
       return { handled: 0, error: new IommuError('EINVAL', `invalidation data type ${dataType} is not IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3`) };
     }
-    if (count === 0) return { handled: 0 };
+    if (count === 0) return { handled: 0, error: new IommuError('EINVAL', 'entry_num is 0 (iommu_copy_struct_from_full_user_array)') };
     if (!Number.isInteger(count) || count < 0 || !Number.isInteger(entryLen) || entryLen <= 0) {
       return { handled: 0, error: new IommuError('EINVAL', `entry_num ${count} / entry_len ${entryLen}`) };
     }
@@ -129,10 +134,8 @@ export class SmmuViommu implements IommuViommu {
     let last = 0;
     for (let cur = 0; cur < count; ) {
       const err = this.convert(cmds, 4 * cur);
-      if (err !== undefined) {
-        await this.issue(cmds, last, cur);
-        return { handled: cur, error: err };
-      }
+      // `goto out`: the converted commands of this batch ([last, cur)) are not issued.
+      if (err !== undefined) return { handled: cur, error: err };
       cur++;
       if (cur !== count && cur - last !== GUEST_BATCH) continue;
       await this.issue(cmds, last, cur);

@@ -8,22 +8,25 @@
  * translated by stage 2 through the {@link CdIpaTranslator} given (its faults are reported by it,
  * CLASS = CD). A read outside PhysMem is F_CD_FETCH with FetchAddr = the PA.
  *
- * ILLEGAL CD (→ C_BAD_CD): V = 0 (FaultReason BLOCKED: not configured); AA64 = 0; ENDI = 1; A = 0
- * with TERM_MODEL = 1; S = 1 with STALL_MODEL = 1; HA = 1 with HTTU = 0; HD = 1 with HTTU < 2 or
- * without HA; ASID ≥ 2^8 without ASID16; for each region whose walks are enabled (EPDx = 0):
- * TGx reserved, and the walker's stage-1 rules (walk/config-check.ts `checkS1Config`): granule
- * not implemented, TxSZ outside [16 (12 with VAX and 64 KiB), 39 (47/48 with STT)], TTBx ≥
- * 2^min(IPS, OAS) or not aligned to its start table.
+ * ILLEGAL CD (→ C_BAD_CD; IHI 0070 §5.4, pseudocode `CdIllegal` in §5.4.2): V = 0 (FaultReason
+ * BLOCKED: not configured); STE.S1STALLD = 1 with S = 1; A = 0 with TERM_MODEL = 1; S = 1 with
+ * STALL_MODEL = 0b01, S = 0 with STALL_MODEL = 0b10; ENDI = 1 (LE-only; IGNORED when both EPDx
+ * are 1); AA64 = 0; HA = 1 with HTTU = 0; HD = 1 with HTTU < 2; ASID ≥ 2^8 without ASID16 (unless
+ * the StreamWorld is EL2, where ASID is IGNORED); for each region whose walks are enabled
+ * (EPDx = 0): TGx reserved, and the walker's stage-1 rules (walk/config-check.ts
+ * `checkS1Config`): granule not implemented, TxSZ outside [16 (12 with VAX and 64 KiB), 39
+ * (47/48 with STT)], TTBx ≥ 2^min(IPS, OAS) (2^48 with 4/16 KiB granules).
  *
- * Model choices: IPS = 0b111 behaves as the OAS; HAD0/HAD1 without IDR3.HAD are ignored (RES0);
- * attribute fields (IR/OR/SH, MAIR, AMAIR, PARTID...) are decoded and kept but do not change
- * translation results (§12 #15).
+ * Not ILLEGAL: {HD, HA} = 0b10 behaves as 0b00; TTBx is aligned down to its start table (§5.4
+ * TTB0). Model choices: IPS = 0b111 behaves as the OAS; HAD0/HAD1 without IDR3.HAD are ignored
+ * (RES0); attribute fields (IR/OR/SH, MAIR, AMAIR, PARTID...) are decoded and kept but do not
+ * change translation results (§12 #15).
  */
 import type { PhysMem } from '@iommulab/runtime';
 import { CD_BYTES, Cd, L1CD_BYTES, S1Fmt, getAddr, getField } from '../codec/index.js';
 import type { SmmuFeatures } from './features.js';
 import { effectivePs, tg0Shift } from './ste-decode.js';
-import { checkS1Config } from './walk/config-check.js';
+import { alignTtb, checkS1Config, s1StartTableBytes } from './walk/config-check.js';
 import { St } from './status.js';
 import type { CdConfig, StreamConfig } from './stream-config.js';
 
@@ -48,24 +51,31 @@ export function tg1Shift(tg: number): 0 | 12 | 14 | 16 {
 
 /**
  * Decodes and validates the CD at word `w` of `u32` into `out`.
+ * @param ste - the STE that located the CD (S1STALLD and StreamWorld affect its legality, §5.4.1);
+ *   null: a stage-1 NS-EL1 stream with S1STALLD = 0
  * @returns St.OK, St.CD_INVALID (V = 0) or St.CD_ILLEGAL
  */
-export function decodeCd(u32: Uint32Array, w: number, f: SmmuFeatures, out: CdConfig): number {
+export function decodeCd(u32: Uint32Array, w: number, f: SmmuFeatures, out: CdConfig, ste: StreamConfig | null = null): number {
   if (getField(u32, w, Cd.V) === 0) return St.CD_INVALID;
-  if (getField(u32, w, Cd.AA64) === 0 || getField(u32, w, Cd.ENDI) !== 0) return St.CD_ILLEGAL;
   const a = getField(u32, w, Cd.A) !== 0;
   const s = getField(u32, w, Cd.S) !== 0;
-  const ha = getField(u32, w, Cd.HA) !== 0;
-  const hd = getField(u32, w, Cd.HD) !== 0;
+  let ha = getField(u32, w, Cd.HA) !== 0;
+  let hd = getField(u32, w, Cd.HD) !== 0;
   const asid = getField(u32, w, Cd.ASID);
+  const epd0 = getField(u32, w, Cd.EPD0) !== 0;
+  const epd1 = getField(u32, w, Cd.EPD1) !== 0;
+  if (s && ste !== null && ste.s1stalld) return St.CD_ILLEGAL;
   if (!a && f.termModel === 1) return St.CD_ILLEGAL;
-  if (s && f.stall === 'none') return St.CD_ILLEGAL;
-  if ((ha && f.httu === 0) || (hd && (f.httu < 2 || !ha))) return St.CD_ILLEGAL;
-  if (asid > 0xff && !f.asid16) return St.CD_ILLEGAL;
+  if (s ? f.stall === 'none' : f.stall === 'forced') return St.CD_ILLEGAL;
+  if (!(epd0 && epd1) && getField(u32, w, Cd.ENDI) !== 0) return St.CD_ILLEGAL; // IDR0.TTENDIAN = LE only
+  if (getField(u32, w, Cd.AA64) === 0) return St.CD_ILLEGAL; // IDR0.TTF = AArch64 only
+  if (((ha || hd) && f.httu === 0) || (hd && f.httu < 2)) return St.CD_ILLEGAL;
+  if (hd && !ha) hd = ha = false; // {HD, HA} = 0b10: reserved, behaves as 0b00
+  if (asid > 0xff && !f.asid16 && !(ste !== null && ste.el2)) return St.CD_ILLEGAL;
   const c = out.s1;
   c.oaBits = effectivePs(f, getField(u32, w, Cd.IPS));
-  c.epd0 = getField(u32, w, Cd.EPD0) !== 0;
-  c.epd1 = getField(u32, w, Cd.EPD1) !== 0;
+  c.epd0 = epd0;
+  c.epd1 = epd1;
   c.t0sz = getField(u32, w, Cd.T0SZ);
   c.t1sz = getField(u32, w, Cd.T1SZ);
   c.ttb0 = getAddr(u32, w, Cd.TTB0);
@@ -88,6 +98,9 @@ export function decodeCd(u32: Uint32Array, w: number, f: SmmuFeatures, out: CdCo
   c.asid = asid;
   c.r = getField(u32, w, Cd.R) !== 0;
   if (!checkS1Config(c, f)) return St.CD_ILLEGAL;
+  // §5.4 TTB0/TTB1: the SMMU treats the bits below the start table's alignment as zero.
+  if (!c.epd0) c.ttb0 = alignTtb(c.ttb0, s1StartTableBytes(c.t0sz, c.g0), c.oaBits);
+  if (!c.epd1) c.ttb1 = alignTtb(c.ttb1, s1StartTableBytes(c.t1sz, c.g1), c.oaBits);
   out.asid = asid;
   out.r = c.r;
   out.s = s;
@@ -159,6 +172,6 @@ export class CdFetcher {
     const pa = this.toPa(addr, CD_BYTES, s2);
     if (pa < 0) return this.lastStatus;
     out.ssid = ssid;
-    return decodeCd(u32, pa >>> 2, this.f, out);
+    return decodeCd(u32, pa >>> 2, this.f, out, ste);
   }
 }

@@ -13,12 +13,18 @@ export class EventRecord {
 
   /**
    * Starts a record: clears it and writes EventID, SSV/SubstreamID and StreamID (dword 0).
+   * Per IHI 0070 §7.3: C_BAD_SUBSTREAMID (§7.3.9) has no SSV qualifier — SubstreamID is always
+   * valid (0 when the transaction had none and CD 0 was being fetched via S1DSS = 0b10);
+   * F_STREAM_DISABLED (§7.3.7) and F_TRANSL_FORBIDDEN (§7.3.8) define no SSV / SubstreamID (RES0).
    * @param ssid - the transaction's SubstreamID, or a negative number when it had none (SSV = 0)
    */
   begin(id: number, sid: number, ssid: number): this {
     const w = this.w;
     w.fill(0);
-    w[0] = ssid >= 0 ? ((id & 0xff) | (1 << 11) | ((ssid & 0xfffff) << 12)) >>> 0 : id & 0xff;
+    const ev = id & 0xff;
+    if (ev === 0x08) w[0] = (ev | (((ssid >= 0 ? ssid : 0) & 0xfffff) << 12)) >>> 0;
+    else if (ev === 0x06 || ev === 0x07) w[0] = ev;
+    else w[0] = ssid >= 0 ? (ev | (1 << 11) | ((ssid & 0xfffff) << 12)) >>> 0 : ev;
     w[1] = sid >>> 0;
     return this;
   }
@@ -42,6 +48,12 @@ export class EventRecord {
     w[2] = ((stag & 0xffff) | (stall ? 0x80000000 : 0)) >>> 0;
     w[3] = ((pnu ? 1 << 1 : 0) | (ind ? 1 << 2 : 0) | (rnw ? 1 << 3 : 0) | (s2 ? 1 << 7 : 0) | ((cls & 3) << 8) | (ttrnw ? 1 << 12 : 0)) >>> 0;
     this.inputAddr(inputAddr);
+    return this;
+  }
+
+  /** RnW alone (F_TRANSL_FORBIDDEN, §7.3.8: bit 99 = dword 1 bit 35). */
+  rnw(rnw: boolean): this {
+    this.w[3] = (this.w[3] & ~0x8) | (rnw ? 1 << 3 : 0);
     return this;
   }
 

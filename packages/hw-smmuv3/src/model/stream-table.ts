@@ -12,8 +12,9 @@
  * - STRTAB_BASE_CFG.FMT = 2-level without IDR0.ST_LEVEL, or a reserved FMT (2, 3): no StreamID is
  *   valid (C_BAD_STREAMID for all).
  * - SPLIT is used as written (any value 0..31; SPLIT ≥ LOG2SIZE means a single L1 descriptor).
- * - L1STD.Span = 0 → C_BAD_STREAMID; the L2 table holds 2^(Span − 1) STEs, an index at or beyond
- *   that is C_BAD_STREAMID (§12 #3).
+ * - L1STD.Span = 0, reserved (12–31) or > SPLIT + 1 → C_BAD_STREAMID; the L2 table holds
+ *   2^(Span − 1) STEs, an index at or beyond that is C_BAD_STREAMID (§12 #3, IHI 0070 §5.1, §7.3.3);
+ *   L2Ptr is aligned down to the array's size (§5.1).
  */
 import type { PhysMem } from '@iommulab/runtime';
 import { STE_BYTES, STRTAB_FMT_2LVL, STRTAB_FMT_LINEAR } from '../codec/index.js';
@@ -97,8 +98,11 @@ export class StreamTable {
     const lo = u32[l1a >>> 2];
     const hi = u32[(l1a >>> 2) + 1];
     const span = lo & 0x1f;
-    if (span === 0 || l2 >= 2 ** (span - 1)) return St.BAD_STREAMID;
-    const l2ptr = ((lo & 0xffffffc0) >>> 0) + (hi & 0xfffff) * TWO_32;
+    // IHI 0070 §5.1 / §7.3.3: Span 0, a reserved Span (12–31, behaves as 0), Span > SPLIT + 1, or an
+    // index beyond the 2^(Span−1) STEs of the level-2 array → C_BAD_STREAMID.
+    if (span === 0 || span > 11 || span > split + 1 || l2 >= 2 ** (span - 1)) return St.BAD_STREAMID;
+    let l2ptr = ((lo & 0xffffffc0) >>> 0) + (hi & 0xfffff) * TWO_32;
+    l2ptr -= l2ptr % (2 ** (span - 1) * STE_BYTES); // §5.1 L2Ptr[5 + (Span − 1):0] treated as 0
     const a = l2ptr + l2 * STE_BYTES;
     if (a + STE_BYTES > mem.size) {
       this.fetchAddr = a;

@@ -281,9 +281,52 @@ export class Tlb {
     this.stats.inserts++;
   }
 
-  /** Inserts the result of a successful walk of `iova` (tags as for {@link Tlb.insert}). */
-  insertWalk(vmid: number, asid: number, iova: number, r: WalkResult): void {
-    this.insert(vmid, asid, iova, r.sizeLog2, r.pa, r.permAll, r.global, r.s2Base, r.s2SizeLog2);
+  /**
+   * Inserts the result `r` of a successful walk of `r.inAddr` (tags as for {@link Tlb.insert}).
+   * Same as insert(), but every address (input, PA, stage-2 base) is read from `r` here: passing
+   * addresses ≥ 2^31 (heap numbers) to a non-inlined call would allocate on every walk.
+   */
+  insertWalk(vmid: number, asid: number, r: WalkResult): void {
+    const iova = r.inAddr;
+    const s = r.sizeLog2;
+    const page = Math.floor(iova * INV[s]);
+    const key = vmid | (s << 18);
+    const tag = r.global && asid !== TLB_NO_ASID ? ASID_GLOBAL : asid;
+    const f = this.f64;
+    const w = this.i32;
+    const first = this.setOf(page, key);
+    const end = first + this.ways;
+    let slot = -1;
+    let free = -1;
+    for (let e = first; e < end; e++) {
+      const k = w[(e << 3) + 4];
+      if (k === EMPTY) {
+        if (free < 0) free = e;
+      } else if (k === key && f[e << 2] === page && w[(e << 3) + 5] === tag) {
+        slot = e;
+        break;
+      }
+    }
+    if (slot < 0) {
+      if (free >= 0) slot = free;
+      else {
+        slot = this.victim(first);
+        this.stats.evictions++;
+        this.removeSize(w[(slot << 3) + 4] >>> 18);
+      }
+      this.addSize(s);
+    }
+    const b = slot << 3;
+    f[slot << 2] = page;
+    f[(slot << 2) + 1] = r.pa - (iova - page * POW[s]);
+    w[b + 4] = key;
+    w[b + 5] = tag;
+    const s2SizeLog2 = r.s2SizeLog2;
+    const withS2 = s2SizeLog2 > 0 && r.s2Base >= 0;
+    w[b + 6] = (r.permAll & 0xff) | (withS2 ? s2SizeLog2 << 8 : 0);
+    w[b + 7] = this.tick();
+    this.s2Base[slot] = withS2 ? r.s2Base : 0;
+    this.stats.inserts++;
   }
 
   private victim(first: number): number {

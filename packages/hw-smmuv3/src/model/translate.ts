@@ -40,8 +40,8 @@
  * cached STE), one main-TLB probe per entry size present and a permission check (a hit refills the
  * micro-TLB). On a miss the walk starts without a second TLB probe; bypass / abort streams are
  * answered right after. Larger StreamIDs (a Map), SubstreamIDs (a Map per stream) and everything
- * else take the full path. No allocation on the device port; table walks too, except that V8
- * boxes addresses ≥ 2^31 passed as arguments to a TLB insert it does not inline (tlb.ts side).
+ * else take the full path. No allocation on the device port, table walks included (the TLB insert
+ * reads every address from the WalkResult: no heap-number arguments).
  */
 import { FaultReason } from '@iommulab/driver-api';
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, NO_PASID, type DmaRequest, type DmaResult, type PhysMem } from '@iommulab/runtime';
@@ -180,6 +180,8 @@ export class TranslationPipeline implements CdIpaTranslator {
   private lastStatus = 0;
   private spareCd: CdConfig | null = null;
   private atcFilled = false;
+  /** True while an ATS Translation Request is translated: no event is recorded (IHI 0070 §3.9.1.2). */
+  private quiet = false;
   /** Set by the fast path when the TLB missed for this stream (cleared by the slow path). */
   private fastMissed: StreamConfig | null = null;
 
@@ -389,9 +391,9 @@ export class TranslationPipeline implements CdIpaTranslator {
       }
       ssid = 0;
     } else {
-      if (!ssidValid || pasid >= 2 ** c.s1CdMax || (pasid === 0 && c.s1dss === 2)) {
-        return this.recordConfigFault(out, St.BAD_SUBSTREAMID, false);
-      }
+      if (!ssidValid || pasid >= 2 ** c.s1CdMax) return this.recordConfigFault(out, St.BAD_SUBSTREAMID, false);
+      // §5.2 STE.S1DSS = 0b10, §7.3.7: SubstreamID 0 is reserved for non-substream traffic → F_STREAM_DISABLED.
+      if (pasid === 0 && c.s1dss === 2) return this.recordConfigFault(out, St.STREAM_DISABLED, false);
       ssid = pasid;
     }
     let cd = c.cds.get(ssid);
@@ -470,6 +472,7 @@ export class TranslationPipeline implements CdIpaTranslator {
   }
 
   private pushEvent(): void {
+    if (this.quiet) return; // an ATS Translation Request records nothing but F_BAD_ATS_TREQ (§7.3.22)
     this.pstats.events++;
     if (!this.evtq.push(this.rec.w)) this.pstats.eventsDropped++;
   }
@@ -481,7 +484,9 @@ export class TranslationPipeline implements CdIpaTranslator {
     if (evt !== 0 && (evt !== EvtId.C_BAD_STREAMID || this.recInvSid)) {
       const rec = this.rec.begin(evt, this.curSid, this.curSsid);
       if (withAccess) {
-        rec.access(this.curPriv, (this.curAccess & ACCESS_EXEC) !== 0, (this.curAccess & ACCESS_WRITE) === 0);
+        // §7.3.8: F_TRANSL_FORBIDDEN carries RnW and InputAddr only (no PnU / InD).
+        if (evt === EvtId.F_TRANSL_FORBIDDEN) rec.rnw((this.curAccess & ACCESS_WRITE) === 0);
+        else rec.access(this.curPriv, (this.curAccess & ACCESS_EXEC) !== 0, (this.curAccess & ACCESS_WRITE) === 0);
         rec.inputAddr(this.curIova);
       }
       this.pushEvent();
@@ -534,7 +539,7 @@ export class TranslationPipeline implements CdIpaTranslator {
     const r = this.wr;
     this.pstats.walks++;
     if (this.walker.s1(iova, 0, access, priv, cd.s1, c.s2 ? c.s2ctx : null, r)) {
-      this.tlb.insertWalk(c.vmid, cd.asid, iova, r);
+      this.tlb.insertWalk(c.vmid, cd.asid, r);
       if (ats) this.atcFill(req, r.pa, r.sizeLog2, r.permAll, r.global);
       return this.success(out, r.pa);
     }
@@ -550,10 +555,10 @@ export class TranslationPipeline implements CdIpaTranslator {
     const access = req.access;
     const priv = req.privileged === true;
     if (ipa >= 2 ** this.ias) {
-      // §8: an input beyond IAS with stage 1 bypassed is a stage-1 address-size fault (S2 = 0).
+      // §7.3.14: an input beyond IAS with stage 1 bypassed is a stage-1 address-size fault (S2 = 0, CLASS = IN).
       this.pstats.faults++;
       if (c.s2r && !ats) {
-        this.rec.begin(EvtId.F_ADDR_SIZE, this.curSid, this.curSsid).translation(0, false, priv, (access & ACCESS_EXEC) !== 0, (access & ACCESS_WRITE) === 0, false, 0, false, ipa);
+        this.rec.begin(EvtId.F_ADDR_SIZE, this.curSid, this.curSsid).translation(0, false, priv, (access & ACCESS_EXEC) !== 0, (access & ACCESS_WRITE) === 0, false, EvtClass.IN, false, ipa);
         this.pushEvent();
       }
       return this.terminate(out, St.ADDR_SIZE);
@@ -566,7 +571,7 @@ export class TranslationPipeline implements CdIpaTranslator {
     const r = this.wr;
     this.pstats.walks++;
     if (this.walker.s2(ipa, access, priv, c.s2ctx, r)) {
-      this.tlb.insertWalk(c.vmid, TLB_NO_ASID, ipa, r);
+      this.tlb.insertWalk(c.vmid, TLB_NO_ASID, r);
       if (ats) this.atcFill(req, r.pa, r.sizeLog2, r.permAll, false);
       return this.success(out, r.pa);
     }
@@ -585,7 +590,8 @@ export class TranslationPipeline implements CdIpaTranslator {
     this.pstats.faults++;
     const rec = this.rec;
     if (evt === EvtId.F_WALK_EABT) {
-      rec.begin(evt, this.curSid, this.curSsid).translation(0, false, priv, ind, rnw, r.s2, r.s2 ? r.cls : 0, r.ttrnw, req.iova).fetchAddr(r.fetchAddr);
+      // §7.3.12: F_WALK_EABT carries S2 / CLASS / InputAddr / FetchAddr; TTRnW is not part of it (RES0).
+      rec.begin(evt, this.curSid, this.curSsid).translation(0, false, priv, ind, rnw, r.s2, r.cls, false, req.iova).fetchAddr(r.fetchAddr);
       this.pushEvent();
       return this.terminate(out, status(evt, reason));
     }
@@ -594,7 +600,7 @@ export class TranslationPipeline implements CdIpaTranslator {
       if (stall) {
         const stag = this.stalls.park(this.curSid, this.curSsid, req.iova, access, evt);
         if (stag >= 0) {
-          rec.begin(evt, this.curSid, this.curSsid).translation(stag, true, priv, ind, rnw, r.s2, r.s2 ? r.cls : 0, r.ttrnw, req.iova);
+          rec.begin(evt, this.curSid, this.curSsid).translation(stag, true, priv, ind, rnw, r.s2, r.cls, r.ttrnw, req.iova);
           if (r.s2) rec.ipa(r.ipa);
           this.pstats.events++;
           if (this.evtq.push(rec.w)) {
@@ -612,7 +618,7 @@ export class TranslationPipeline implements CdIpaTranslator {
       }
     }
     if (!ats && (r.s2 ? c.s2r : cd !== null && cd.r)) {
-      rec.begin(evt, this.curSid, this.curSsid).translation(0, false, priv, ind, rnw, r.s2, r.s2 ? r.cls : 0, r.ttrnw, req.iova);
+      rec.begin(evt, this.curSid, this.curSsid).translation(0, false, priv, ind, rnw, r.s2, r.cls, r.ttrnw, req.iova);
       if (r.s2) rec.ipa(r.ipa);
       this.pushEvent();
     }
@@ -632,28 +638,40 @@ export class TranslationPipeline implements CdIpaTranslator {
   }
 
   /**
-   * Device side of PCIe ATS: an ATS Translation Request for `req` (§2.1 EATS). Terminated without
-   * a record when SMMUEN = 0 or ATS is not implemented; configuration errors are recorded as for a
-   * transaction; EATS = 0 → F_BAD_ATS_TREQ (recorded); otherwise translated like a transaction
-   * (no stall, translation faults not recorded) and the result cached in the device's ATC.
+   * Device side of PCIe ATS: an ATS Translation Request for `req` (IHI 0070 §3.9.1.2, §7.3.6).
+   * Without ATS: terminated, no record. SMMUEN = 0, STE.Config = bypass or effective STE.EATS =
+   * 0b00: UR and F_BAD_ATS_TREQ (recorded); STE.Config = abort: UR, no event. Configuration errors
+   * (C_BAD_STREAMID, F_STE_FETCH, C_BAD_STE, C_BAD_SUBSTREAMID, F_STREAM_DISABLED, F_CD_FETCH,
+   * C_BAD_CD, F_WALK_EABT) end the request with CA and record nothing (SMMU_CR2.REC_CFG_ATS is not
+   * implemented); translation faults are not recorded and never stall. A successful translation is
+   * cached in the device's ATC.
    */
   atsTranslate(req: DmaRequest, out: DmaResult): DmaResult {
     this.pstats.atsRequests++;
-    if (!this.features.ats || !this.enabled) return this.terminate(out, St.ABORT_NO_EVENT);
+    if (!this.features.ats) return this.terminate(out, St.ABORT_NO_EVENT);
     const sid = req.rid;
-    if (typeof sid === 'number' && sid >>> 0 === sid && TranslationPipeline.wellFormed(req)) {
-      const c = this.resolveStream(sid);
-      if (c !== null && c.config !== SteConfig.ABORT && c.eats === 0) {
-        this.curSid = sid;
-        this.curSsid = TranslationPipeline.recSsid(req);
-        this.curIova = req.iova;
-        this.curAccess = req.access;
-        this.curPriv = req.privileged === true;
-        return this.recordConfigFault(out, St.BAD_ATS_TREQ, true);
-      }
+    if (!(typeof sid === 'number' && sid >>> 0 === sid && TranslationPipeline.wellFormed(req))) return this.terminate(out, St.ABORT_NO_EVENT);
+    this.curSid = sid;
+    this.curSsid = TranslationPipeline.recSsid(req);
+    this.curIova = req.iova;
+    this.curAccess = req.access;
+    this.curPriv = req.privileged === true;
+    if (!this.enabled) return this.recordConfigFault(out, St.BAD_ATS_TREQ, true);
+    const c = this.resolveStream(sid);
+    if (c === null) {
+      this.pstats.faults++;
+      return this.terminate(out, this.lastStatus);
     }
+    if (c.config === SteConfig.ABORT) return this.terminate(out, St.ABORT_NO_EVENT);
+    if (c.eats === 0) return this.recordConfigFault(out, St.BAD_ATS_TREQ, true); // incl. Config = bypass (effective EATS 0)
     this.atcFilled = false;
-    const r = this.translateSlow(req, out, true);
+    this.quiet = true;
+    let r: DmaResult;
+    try {
+      r = this.translateSlow(req, out, true);
+    } finally {
+      this.quiet = false;
+    }
     if (r.ok && !this.atcFilled) this.atcFillIdentity(req, r.pa);
     return r;
   }
@@ -675,32 +693,26 @@ export class TranslationPipeline implements CdIpaTranslator {
   }
 
   /**
-   * An ATS-translated transaction (the address is already a PA). With CR0.ATSCHK = 0 it passes
-   * unchecked; with ATSCHK = 1 the STE must allow ATS (EATS ≠ 0), else F_TRANSL_FORBIDDEN
-   * (recorded, terminated); configuration errors are recorded as for any transaction.
-   * SMMUEN = 0: GBPA applies.
+   * An ATS-translated transaction (the address is already a PA), IHI 0070 §3.9.1.3 / §7.3.8.
+   * SMMUEN = 0: F_TRANSL_FORBIDDEN, aborted. ATSCHK = 0: passes unchecked. ATSCHK = 1: STE.Config =
+   * bypass or effective STE.EATS = 0b00 → F_TRANSL_FORBIDDEN (recorded: StreamID, RnW, InputAddr),
+   * aborted; STE.Config = abort, malformed requests (F_UUT) and configuration errors (C_BAD_*,
+   * F_STE_FETCH) → aborted without an event (SMMU_CR2.REC_CFG_ATS is not implemented).
    */
   translatedAccess(req: DmaRequest, out: DmaResult): DmaResult {
     this.pstats.translatedChecked++;
-    if (!this.enabled) {
-      if (this.gbpaAbort || !TranslationPipeline.wellFormed(req)) return this.terminate(out, St.ABORT_NO_EVENT);
-      return this.success(out, req.iova);
-    }
-    if (!this.atsChk) {
-      if (!TranslationPipeline.wellFormed(req)) return this.terminate(out, St.ABORT_NO_EVENT);
-      return this.success(out, req.iova);
-    }
     const sid = req.rid;
     this.curSid = typeof sid === 'number' ? sid >>> 0 : 0;
-    this.curSsid = TranslationPipeline.recSsid(req);
+    this.curSsid = -1; // §3.9.1.3: without PASIDTT a Translated transaction is SSV = 0, PnU = 0, InD = 0
     this.curIova = TranslationPipeline.addrOk(req.iova) ? req.iova : 0;
     this.curAccess = req.access;
-    this.curPriv = req.privileged === true;
-    if (!TranslationPipeline.wellFormed(req)) return this.recordConfigFault(out, St.UUT, true);
-    if (!(typeof sid === 'number' && sid >>> 0 === sid)) return this.recordConfigFault(out, St.BAD_STREAMID, false);
+    this.curPriv = false;
+    if (!TranslationPipeline.wellFormed(req)) return this.terminate(out, St.ABORT_NO_EVENT);
+    if (!this.enabled) return this.recordConfigFault(out, St.TRANSL_FORBIDDEN, true);
+    if (!this.atsChk) return this.success(out, req.iova);
+    if (!(typeof sid === 'number' && sid >>> 0 === sid)) return this.terminate(out, St.ABORT_NO_EVENT);
     const c = this.resolveStream(sid);
-    if (c === null) return this.streamFault(out);
-    if (c.config === SteConfig.ABORT) return this.terminate(out, St.ABORT_NO_EVENT);
+    if (c === null || c.config === SteConfig.ABORT) return this.terminate(out, St.ABORT_NO_EVENT);
     if (c.eats === 0) return this.recordConfigFault(out, St.TRANSL_FORBIDDEN, true);
     return this.success(out, req.iova);
   }

@@ -24,6 +24,9 @@ export {
   checkS2Config,
   s1ConfigProblem,
   s2ConfigProblem,
+  alignTtb,
+  s1StartTableBytes,
+  s2StartTableBytes,
   type WalkCaps,
 } from './config-check.js';
 export { s1StartLevel, s2StartLevel, startIndexBits, blockAllowed } from './geometry.js';

@@ -120,7 +120,7 @@ export interface S2Ctx {
 /**
  * The outcome of one walk, filled by the {@link Walker} (preallocated with {@link newWalkResult}
  * and reused). On a fault, `fault`/`s2`/`cls`/`ipa`/`fetchAddr`/`ttrnw` hold what the event record
- * needs (smmuv3.md §5.1): stage-1 faults have `s2 = false`, `cls = 0`, `ipa = 0` (§12 #12).
+ * needs (IHI 0070 §7.3): stage-1 faults have `s2 = false`, `cls = IN` (`TT` for F_WALK_EABT), `ipa = 0`.
  */
 export interface WalkResult {
   /** True when translated. */
@@ -135,9 +135,11 @@ export interface WalkResult {
   permAll: number;
   /** EvtId of the fault, 0 when ok. */
   fault: number;
+  /** The walk's input address (VA for stage 1 / nested, IPA for stage 2 only); set by the Walker. */
+  inAddr: number;
   /** The fault was taken at stage 2 (event S2 bit). */
   s2: boolean;
-  /** EvtClass of a stage-2 fault (CD 0 / TT 1 / IN 2); 0 for stage-1 faults. */
+  /** EvtClass (CD 0 / TT 1 / IN 2); stage-1 faults: IN, or TT for F_WALK_EABT (IHI 0070 §7.3.12/13). */
   cls: number;
   /** Stage-2 faults: the IPA being translated (descriptor IPA for CLASS TT, output IPA for IN); 0 otherwise. */
   ipa: number;
@@ -219,6 +221,7 @@ export function newWalkResult(): WalkResult {
     perm: 0,
     permAll: 0,
     fault: 0,
+    inAddr: 0,
     s2: false,
     cls: 0,
     ipa: 0,

@@ -42,6 +42,7 @@ export class Walker extends WalkState {
    */
   s1(iova: number, iovaHi: number, access: number, priv: boolean, s1: S1Ctx, s2: S2Ctx | null, out: WalkResult): boolean {
     clearWalkResult(out);
+    out.inAddr = iovaHi !== 0 ? join(iova | 0, iovaHi | 0) : iova;
     const hi = iovaHi !== 0 ? iovaHi | 0 : hiOf(iova);
     const ok = walkStage1(this, iova | 0, hi, access, priv, s1, s2, out);
     this.stats.steps += out.walkSteps;
@@ -60,6 +61,7 @@ export class Walker extends WalkState {
    */
   s2(ipa: number, access: number, priv: boolean, s2: S2Ctx, out: WalkResult, cls: number = EvtClass.IN): boolean {
     clearWalkResult(out);
+    out.inAddr = ipa;
     const ok = walkStage2(this, ipa | 0, hiOf(ipa), access, priv, s2, cls, cls === EvtClass.TT, out);
     this.stats.steps += out.walkSteps;
     if (!ok) return false;
