@@ -24,6 +24,16 @@ describe('README examples', () => {
       '{"translations":4,"hits":1,"misses":3,"walks":3,"faults":2}',
     ]);
   });
+
+  it('@iommulab/hw-smmuv3', async () => {
+    expect(await run(await import('../src/hw-smmuv3-quick-start.js'))).toEqual([
+      'gnip 4096',
+      'true',
+      'true 10',
+      'event 10 40001000',
+      '{"translations":4,"tlbHits":1,"walks":3,"faults":1,"events":1}',
+    ]);
+  });
 });
 
 describe('README examples (core)', () => {

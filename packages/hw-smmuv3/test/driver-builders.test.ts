@@ -265,8 +265,11 @@ describe('event and PRI decoding (smmuv3.md §5.4, §6.1)', () => {
     const raw = fromDwords([(7n << 32n) | (3n << 12n) | (1n << 11n) | 0x13n, (1n << 31n) | 0x2an, 0x5000n, 0n]);
     expect(decodeEvent(raw)).toEqual({ kind: 'page-request', rid: 7, pasid: 3, grpid: 0x2a, perm: PgFaultPerm.WRITE, addr: 0x5000, last: true, stall: true });
   });
-  it('event ids map to driver-api reasons', () => {
-    expect([0x02, 0x04, 0x06, 0x08, 0x0b, 0x11, 0x12, 0x13].map(faultReasonOfEvent)).toEqual([
+  it('event ids map to driver-api reasons (the same reasons the model reports on the device port)', () => {
+    expect([0x01, 0x05, 0x07, 0x02, 0x04, 0x06, 0x08, 0x0b, 0x11, 0x12, 0x13].map(faultReasonOfEvent)).toEqual([
+      FaultReason.BLOCKED,
+      FaultReason.BLOCKED,
+      FaultReason.BLOCKED,
       FaultReason.BAD_RID,
       FaultReason.BAD_CONFIG,
       FaultReason.BLOCKED,

@@ -42,8 +42,6 @@ export function faultReasonOfEvent(id: number): FaultReasonCode {
     case EvtId.F_TRANSLATION:
       return FaultReason.TRANSLATION;
     case EvtId.F_PERMISSION:
-    case EvtId.F_BAD_ATS_TREQ:
-    case EvtId.F_TRANSL_FORBIDDEN:
       return FaultReason.PERMISSION;
     case EvtId.F_ACCESS:
       return FaultReason.ACCESS_FLAG;
@@ -58,7 +56,13 @@ export function faultReasonOfEvent(id: number): FaultReasonCode {
       return FaultReason.BAD_RID;
     case EvtId.C_BAD_SUBSTREAMID:
       return FaultReason.BAD_PASID;
+    // As the model reports them on the device port (model/status.ts): the stream refuses the
+    // transaction. (C_BAD_STE / C_BAD_CD stay BAD_CONFIG here: the record cannot tell V = 0 from
+    // an ILLEGAL entry, which the model reports as BLOCKED and BAD_CONFIG respectively.)
     case EvtId.F_STREAM_DISABLED:
+    case EvtId.F_BAD_ATS_TREQ:
+    case EvtId.F_TRANSL_FORBIDDEN:
+    case EvtId.F_UUT:
       return FaultReason.BLOCKED;
     case EvtId.E_PAGE_REQUEST:
       return FaultReason.PAGE_REQUEST;
