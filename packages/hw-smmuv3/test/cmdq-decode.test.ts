@@ -239,6 +239,12 @@ describe('§4.6 / §12 #8 CERROR_ILL', () => {
     expectIll(raw(0x2an, 0x1000n), 'feature', { stage2: false });
   });
 
+  it('CFGI_CD / CFGI_CD_ALL without stage 1 (IHI 0070 §4.3.3, §4.3.4: "raises CERROR_ILL when stage 1 is not implemented")', () => {
+    expectIll(raw(0x05n | (1n << 32n), 1n), 'feature', { stage1: false });
+    expectIll(raw(0x06n | (1n << 32n), 0n), 'feature', { stage1: false });
+    expectOk(raw(0x03n | (1n << 32n), 1n), { stage1: false }); // CFGI_STE stays legal
+  });
+
   it('TLBI_EL2_* without HYP', () => {
     for (const op of [0x20n, 0x21n, 0x22n, 0x23n]) expectIll(raw(op, 0n), 'feature', { hyp: false });
   });
@@ -256,9 +262,14 @@ describe('§4.6 / §12 #8 CERROR_ILL', () => {
     expectIll(raw(0x12n | (1n << 20n), 0x1000n), 'range'); // TG = 0, SCALE ≠ 0
     expectIll(raw(0x12n, 0x1000n | (2n << 8n)), 'range'); // TG = 0, TTL ≠ 0
     expectIll(raw(0x12n, 0x1000n | (1n << 10n)), 'range'); // TG ≠ 0, NUM = SCALE = TTL = 0
-    expectIll(raw(0x2an, 0x1000n | (2n << 10n) | (1n << 8n)), 'range'); // TTL = 1 with 16 KB (no DS)
-    expectIll(raw(0x13n, 0x10000n | (3n << 10n) | (1n << 8n)), 'range'); // TTL = 1 with 64 KB without 52-bit OA ⚠
+    expectIll(raw(0x2an, 0x1000n | (2n << 10n) | (1n << 8n)), 'range'); // TTL = 1 with 16 KB (no DS), NUM = SCALE = 0
+    // IHI 0070 §4.4.1.1: TTL = 0b01 with TG = 64 KB is "Leaf entries at Level 1 of a 64KB Granule
+    // table" (legal whatever the OAS); TTL = 0b01 with TG = 16 KB and no DS is "Reserved, and
+    // hardware treats as TTL == 0b00": only the NUM = SCALE = 0 form is the Reserved combination.
+    expectOk(raw(0x13n, 0x10000n | (3n << 10n) | (1n << 8n)));
     expectOk(raw(0x13n, 0x10000n | (3n << 10n) | (1n << 8n)), { oas: 52 });
+    const { got } = run(raw(0x2an | (3n << 12n), 0x4000n | (2n << 10n) | (1n << 8n)));
+    expect(got).toMatchObject({ op: 0x2a, tg: 2, num: 3, ttl: 0 });
     expectOk(raw(0x12n, 0x1000n | (1n << 10n) | (3n << 8n))); // TG 4K, TTL 3, one page
     expectOk(raw(0x12n | (1n << 12n), 0x1000n | (1n << 10n))); // TG 4K, NUM 1, TTL 0
   });

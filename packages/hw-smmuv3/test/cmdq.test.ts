@@ -205,20 +205,43 @@ describe('§1.5 / §4.6 errors: halt, GERRORN acknowledgement, resume', () => {
     expect(rig.ctl.cmdq.stats.syncs).toBe(2);
   });
 
-  it('CERROR_ABT: a ring partly outside PhysMem aborts at the first entry beyond the end (no throw); ack retries', () => {
+  it('CERROR_ABT: a ring outside PhysMem aborts at the entry CONS points at (no throw); ack retries', () => {
     const rig = new Rig();
-    const base = rig.mem.size - 32; // 2 of 16 entries inside PhysMem
-    rig.setupCmdq(4, base);
-    rig.cmd(cfgiSte(1));
-    rig.cmd(cfgiSte(2));
-    rig.prod = 5; // entries 2..4 are beyond PhysMem
+    rig.setupCmdq(4, rig.mem.size); // the aligned ring starts right after PhysMem
+    rig.prod = 2;
     rig.publish();
-    expect(rig.target.calls.map((c) => c.sid)).toEqual([1, 2]);
-    expect(rig.cons).toBe((CERROR_ABT << 24) | 2);
+    expect(rig.target.calls).toEqual([]);
+    expect(rig.cons).toBe((CERROR_ABT << 24) | 0);
     expect(gerrorActive(rig)).toBe(GERROR_CMDQ_ERR);
     ackGerror(rig);
-    expect(rig.cons).toBe((CERROR_ABT << 24) | 2); // fetch retried, aborted again
+    expect(rig.cons).toBe((CERROR_ABT << 24) | 0); // fetch retried, aborted again
     expect(rig.ctl.cmdq.stats.abt).toBe(2);
+  });
+
+  it('IHI 0070 §6.3.26: the effective CMDQ base is aligned down to the larger of the queue size or 32 bytes', () => {
+    const rig = new Rig();
+    const q = rig.mem.allocFrames(1, 1); // 4 KiB-aligned
+    // 16 entries = 256 bytes: ADDR = q + 0xe0 is used as q.
+    rig.regs.write64(SMMU_CMDQ_BASE, q + 0xe0 + 4);
+    rig.regs.write32(SMMU_CMDQ_PROD, 0);
+    rig.regs.write32(SMMU_CMDQ_CONS, 0);
+    rig.cr0Set(CR0_CMDQEN);
+    expect(rig.ctl.cmdq.basePa).toBe(q);
+    rig.mem.write32(q, CmdOp.CFGI_STE);
+    rig.mem.write32(q + 4, 9);
+    rig.mem.write32(q + 8, 1);
+    rig.regs.write32(SMMU_CMDQ_PROD, 1);
+    expect(rig.target.calls.map((c) => c.sid)).toEqual([9]);
+    // 4 entries = 64 bytes: ADDR q + 0x20 → q.
+    rig.cr0Clear(CR0_CMDQEN);
+    rig.regs.write64(SMMU_CMDQ_BASE, q + 0x20 + 2);
+    rig.cr0Set(CR0_CMDQEN);
+    expect(rig.ctl.cmdq.basePa).toBe(q);
+    // One entry (LOG2SIZE 0, 16 bytes): the 32-byte minimum alignment keeps q + 0x20.
+    rig.cr0Clear(CR0_CMDQEN);
+    rig.regs.write64(SMMU_CMDQ_BASE, q + 0x20);
+    rig.cr0Set(CR0_CMDQEN);
+    expect(rig.ctl.cmdq.basePa).toBe(q + 0x20);
   });
 
   it('CERROR_ABT: a base with address bits above PhysMem (bit 40) is not wrapped into memory', () => {
@@ -236,11 +259,13 @@ describe('§1.5 / §4.6 errors: halt, GERRORN acknowledgement, resume', () => {
     rig.regs.write32(SMMU_CMDQ_PROD, 0x8_0000 | 0x7ffff); // full ring of 2^19 entries, almost all beyond PhysMem
     rig.cr0Set(CR0_CMDQEN);
     expect(rig.ctl.cmdq.log2).toBe(19);
+    // IHI 0070 §6.3.26: the base is aligned to the (capped) queue size, 8 MiB: 0x8_0000 → 0.
+    expect(rig.ctl.cmdq.basePa).toBe(0);
     // memory is zero: opcode 0 at entry 0 → ILL before ever reaching the end of memory
     expect(rig.cons).toBe((CERROR_ILL << 24) | 0);
     // Fill every in-memory slot with a legal command: consumption stops at the first slot beyond PhysMem.
-    const slots = (rig.mem.size - 0x8_0000) / 16;
-    for (let i = 0; i < slots; i++) rig.mem.write32(0x8_0000 + 16 * i, CmdOp.TLBI_NSNH_ALL);
+    const slots = rig.mem.size / 16;
+    for (let i = 0; i < slots; i++) rig.mem.write32(16 * i, CmdOp.TLBI_NSNH_ALL);
     ackGerror(rig);
     expect(rig.target.calls.length).toBe(slots);
     expect(rig.cons).toBe(((CERROR_ABT << 24) | slots) >>> 0);
@@ -348,10 +373,22 @@ describe('§4.5 CMD_SYNC completion', () => {
     expect(rig.mem.read32(page + 12)).toBe(0x22222222);
   });
 
+  it('CS = IRQ with MSIAddress = 0: no MSI write (IHI 0070 §4.7.3 "if MSIAddress is non-zero"), no abort', () => {
+    const rig = new Rig();
+    rig.setupCmdq(4);
+    rig.mem.write32(0, 0x5555_5555);
+    rig.cmd({ OPCODE: CmdOp.SYNC, CS: SyncCs.IRQ, MSIDATA: 0xabcd, MSIADDR: 0 });
+    rig.publish();
+    expect(rig.cons).toBe(1);
+    expect(rig.mem.read32(0)).toBe(0x5555_5555);
+    expect(rig.ctl.cmdq.stats).toMatchObject({ syncs: 1, syncMsi: 0 });
+    expect(gerrorActive(rig)).toBe(0);
+  });
+
   it('CS = IRQ with MSIAddress outside PhysMem: GERROR.MSI_CMDQ_ABT_ERR, the sync still completes', () => {
     const rig = new Rig();
     rig.setupCmdq(4);
-    rig.cmd({ OPCODE: CmdOp.SYNC, CS: SyncCs.IRQ, MSIDATA: 1, MSIADDR: 2 ** 48 });
+    rig.cmd({ OPCODE: CmdOp.SYNC, CS: SyncCs.IRQ, MSIDATA: 1, MSIADDR: 2 ** 47 }); // inside the 48-bit OAS, outside PhysMem
     rig.publish();
     expect(rig.cons).toBe(1);
     expect(gerrorActive(rig)).toBe(GERROR_MSI_CMDQ_ABT_ERR);

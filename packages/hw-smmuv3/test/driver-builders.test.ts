@@ -67,8 +67,8 @@ describe('command encoders (smmuv3.md §4.2, §4.8 worked encodings)', () => {
     expect(cmd((u, w) => cmdPriResp(u, w, 0x10, 3, 5, 2))).toEqual([0x0000_0010_0000_3841n, 0x2005n]);
     expect(cmd((u, w) => cmdResume(u, w, 0x10, 7, 1))).toEqual([0x0000_0010_0000_1044n, 0x7n]);
   });
-  it('response code mapping: SUCCESS → Resp 2 / RETRY, INVALID → 0 / ABORT, FAILURE → 1 / ABORT', () => {
-    expect([priRespOf(0), priRespOf(1), priRespOf(2)]).toEqual([2, 0, 1]);
+  it('response code mapping (IHI 0070 §4.5.2 Resp 0b00 ResponseFailure, 0b01 InvalidRequest, 0b10 Success): SUCCESS → Resp 2 / RETRY, INVALID → 1 / ABORT, FAILURE → 0 / ABORT', () => {
+    expect([priRespOf(0), priRespOf(1), priRespOf(2)]).toEqual([2, 1, 0]);
     expect([resumeActionOf(0), resumeActionOf(1), resumeActionOf(2)]).toEqual([1, 2, 2]);
   });
   it('queue_consumed (§1.5): equal wraps cons > p, different wraps cons <= p', () => {

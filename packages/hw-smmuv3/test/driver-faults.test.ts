@@ -75,7 +75,7 @@ describe('PRI (smmuv3.md §6)', () => {
     expect(r.rec.take()).toEqual([[(CmdOp.PRI_RESP | (1 << 11) | (3 << 12)) >>> 0, 5, (2 << 12) | 7, 0]]); // no CMD_SYNC
     expect(r.hw.takePageResponses()).toEqual([{ rid: 5, pasid: 3, grpid: 7, code: PageResponseCode.SUCCESS }]);
     await r.drv.pageResponse(dev, { rid: 5, pasid: -1, grpid: 8, code: PageResponseCode.INVALID });
-    expect(r.rec.take()[0][2]).toBe(8); // Resp 0 (deny)
+    expect(r.rec.take()[0][2]).toBe((1 << 12) | 8); // Resp 0b01 InvalidRequest (IHI 0070 §4.5.2)
     expect(r.hw.takePageResponses()).toEqual([{ rid: 5, pasid: -1, grpid: 8, code: PageResponseCode.INVALID }]);
   });
 

@@ -98,15 +98,34 @@ describe('§5.3 writing the event queue', () => {
 
   it('a queue outside PhysMem: the record is dropped, PROD does not move, GERROR.EVTQ_ABT_ERR once (toggle semantics)', () => {
     const rig = new Rig();
-    rig.setupEvtq(4, rig.mem.size - 64); // 2 of 16 slots in memory
-    expect(rig.ctl.evtq.push(rec(1))).toBe(true);
-    expect(rig.ctl.evtq.push(rec(2))).toBe(true);
-    expect(rig.ctl.evtq.push(rec(3))).toBe(false);
-    expect(rig.ctl.evtq.push(rec(4))).toBe(false);
-    expect(prodReg(rig)).toBe(2);
+    rig.setupEvtq(4, rig.mem.size); // the (aligned) queue starts right after PhysMem
+    expect(rig.ctl.evtq.push(rec(1))).toBe(false);
+    expect(rig.ctl.evtq.push(rec(2))).toBe(false);
+    expect(prodReg(rig)).toBe(0);
     expect(rig.regs.read32(SMMU_GERROR)).toBe(GERROR_EVTQ_ABT_ERR);
     expect(rig.ctl.gerror.raised).toBe(1);
     expect(rig.ctl.evtq.stats.abortDrops).toBe(2);
+  });
+
+  it('IHI 0070 §7.2.1: not writable while EVENTQ_ABT_ERR is active; writable again once acknowledged', () => {
+    const rig = new Rig();
+    rig.setupEvtq(4);
+    rig.ctl.gerror.raise(GERROR_EVTQ_ABT_ERR);
+    expect(rig.ctl.evtq.push(rec(1))).toBe(false);
+    expect(prodReg(rig)).toBe(0);
+    rig.regs.write32(SMMU_GERRORN, rig.regs.read32(SMMU_GERROR));
+    expect(rig.ctl.evtq.push(rec(2))).toBe(true);
+    expect(prodReg(rig)).toBe(1);
+    expect(rig.mem.read32(rig.evtqBase)).toBe(rec(2)[0]);
+  });
+
+  it('IHI 0070 §6.3.29: the effective EVENTQ base is aligned down to the queue size (16 × 32 B = 512 B)', () => {
+    const rig = new Rig();
+    const q = rig.mem.allocFrames(1, 1);
+    rig.setupEvtq(4, q + 0x1e0);
+    expect(rig.ctl.evtq.basePa).toBe(q);
+    expect(rig.ctl.evtq.push(rec(7))).toBe(true);
+    expect(rig.mem.read32(q)).toBe(rec(7)[0]);
   });
 
   it('LOG2SIZE above IDR1.EVENTQS is treated as EVENTQS', () => {

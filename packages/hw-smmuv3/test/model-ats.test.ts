@@ -64,6 +64,19 @@ describe('ATS translation and the ATC (§4.4)', () => {
     expect(r.hw.atcEntries(2)).toBe(0);
   });
 
+  it('CMD_ATC_INV is IGNORED while SMMUEN = 0 (IHI 0070 §4.5.1, §6.3.9.6), so it cannot fail a CMD_SYNC either', () => {
+    const r = new SpecRig();
+    atsStream(r, 2);
+    r.hw.atsTranslate(q(2, 0x3000), dmaResult());
+    expect(r.hw.atcEntries(2)).toBe(1);
+    r.hw.setAtcInvalidationTimeout(2, true);
+    r.cr0(r.r32(0x20) & ~1);
+    r.cmd({ OPCODE: CmdOp.ATC_INV, SID: 2, ATC_SIZE: ATC_INV_SIZE_ALL });
+    r.sync();
+    expect(r.hw.atcEntries(2)).toBe(1);
+    expect(r.r32(SMMU_GERROR) ^ r.r32(SMMU_GERRORN)).toBe(0);
+  });
+
   it('SSV scopes ATC_INV to a SubstreamID; Global also hits global entries', () => {
     const r = new SpecRig();
     atsStream(r, 2);

@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   CERROR_ABT,
+  CERROR_ILL,
   CR0_CMDQEN,
   CR0_EVTQEN,
   CR0_SMMUEN,
@@ -41,7 +42,25 @@ describe('structures outside PhysMem', () => {
     const r = new SpecRig();
     strtab(r, 0xf_ffff_ffff_ff00, 8);
     expect(r.dma(3, 0)).toEqual(FAULT(FaultReason.WALK_ABORT, EvtId.F_STE_FETCH));
-    expect(r.events().map((e) => [e.id, e.fetchAddr])).toEqual([[EvtId.F_STE_FETCH, 0xf_ffff_ffff_ff00 + 3 * 64]]);
+    // IHI 0070 §6.3.24: a linear table's base is aligned to its size (ADDR[LOG2SIZE + 5:0] = 0): 16 KiB.
+    expect(r.events().map((e) => [e.id, e.fetchAddr])).toEqual([[EvtId.F_STE_FETCH, 0xf_ffff_ffff_c000 + 3 * 64]]);
+  });
+
+  it('IHI 0070 §6.3.24: STRTAB_BASE is aligned down to the table size (linear) / max(64 B, L1 size) (2-level)', () => {
+    const r = new SpecRig();
+    r.cr0(CR0_CMDQEN | CR0_EVTQEN);
+    r.w64(SMMU_STRTAB_BASE, 0x12_3440);
+    r.w32(SMMU_STRTAB_BASE_CFG, 8); // linear, 256 STEs = 16 KiB
+    r.cr0(CR0_CMDQEN | CR0_EVTQEN | CR0_SMMUEN);
+    expect(r.hw.streamTable.base).toBe(0x12_0000);
+    r.cr0(CR0_CMDQEN | CR0_EVTQEN);
+    r.w32(SMMU_STRTAB_BASE_CFG, 16 | (8 << 6) | (1 << 16)); // 2-level, LOG2SIZE 16, SPLIT 8: 256 L1STDs = 2 KiB
+    r.cr0(CR0_CMDQEN | CR0_EVTQEN | CR0_SMMUEN);
+    expect(r.hw.streamTable.base).toBe(0x12_3000);
+    r.cr0(CR0_CMDQEN | CR0_EVTQEN);
+    r.w32(SMMU_STRTAB_BASE_CFG, 4 | (8 << 6) | (1 << 16)); // 2-level, SPLIT ≥ LOG2SIZE: 64-byte alignment
+    r.cr0(CR0_CMDQEN | CR0_EVTQEN | CR0_SMMUEN);
+    expect(r.hw.streamTable.base).toBe(0x12_3440);
   });
 
   it('a stage-2 table, CD table and stage-1 table just past the end of PhysMem', () => {
@@ -100,18 +119,21 @@ describe('self-referencing tables', () => {
 });
 
 describe('absurd queues', () => {
-  it('CMDQ LOG2SIZE 31 at the end of memory: clamped, entries past PhysMem are CERROR_ABT; absurd PROD is bounded', () => {
+  it('CMDQ LOG2SIZE 31 at the end of memory: clamped, base aligned to the capped size (IHI 0070 §6.3.26); absurd PROD is bounded', () => {
     const r = new SpecRig({ options: { cmdqLog2: 19 } });
     r.cr0(CR0_EVTQEN | CR0_SMMUEN);
+    // IHI 0070 §6.3.26: the base is aligned to the capped queue size (2^19 × 16 B = 8 MiB), so a
+    // base just below the end of PhysMem becomes the last 8 MiB boundary inside it.
+    const eff = r.mem.size - 32 - ((r.mem.size - 32) % (16 * 2 ** 19));
     r.w64(SMMU_CMDQ_BASE, r.mem.size - 32 + 31);
     r.w32(SMMU_CMDQ_CONS, 0);
-    r.mem.write32(r.mem.size - 32, 0x46); // two CMD_SYNCs in the last 32 bytes
-    r.mem.write32(r.mem.size - 16, 0x46);
+    r.mem.write32(eff, 0x46); // two CMD_SYNCs, then a zero (reserved opcode 0x00) entry
+    r.mem.write32(eff + 16, 0x46);
     r.cr0(CR0_CMDQEN | CR0_EVTQEN | CR0_SMMUEN);
     r.w32(SMMU_CMDQ_PROD, 0xffffffff);
     const cons = r.r32(SMMU_CMDQ_CONS);
-    expect((cons >>> 24) & 0x7f).toBe(CERROR_ABT);
-    expect(cons & 0xffffff).toBe(2); // the third entry is past the end
+    expect((cons >>> 24) & 0x7f).toBe(eff + 8 * 2 ** 20 <= r.mem.size ? CERROR_ILL : CERROR_ABT);
+    expect(cons & 0xffffff).toBe(2);
     expect(r.r32(SMMU_GERROR) & GERROR_CMDQ_ERR).toBe(GERROR_CMDQ_ERR);
   });
 

@@ -7,7 +7,7 @@
 import { FaultReason } from '@iommulab/driver-api';
 import { ACCESS_WRITE } from '@iommulab/runtime';
 import { describe, expect, it } from 'vitest';
-import { CR0_CMDQEN, CR0_PRIQEN, CR0_SMMUEN, CmdOp, EvtClass, EvtId, ResumeAction } from '../src/codec/index.js';
+import { CR0_CMDQEN, CR0_EVTQEN, CR0_PRIQEN, CR0_SMMUEN, CmdOp, EvtClass, EvtId, ResumeAction, SMMU_EVTQ_PROD } from '../src/codec/index.js';
 import { HandTables, S1_AP_EL0, S1_NG, S1_PAGE, S2_PAGE_RW, SpecRig, linuxCd, linuxS1Ste, linuxS2Ste, s2Tables } from './helpers/spec-rig.js';
 
 function stallStream(r: SpecRig, sid: number, cd: Record<string, number> = {}, ste: Record<string, number> = {}) {
@@ -93,12 +93,57 @@ describe('stall model (§5.2)', () => {
     expect(r.dma(6, 0x7000_0000).pa).toBe(page);
   });
 
-  it('a stall that cannot be reported (event queue disabled) is terminated instead', () => {
+  it('IHI 0070 §7.2.1 / §3.5.3: a stall record that finds the event queue disabled is not discarded: the transaction stays stalled and the record is written once EVENTQEN = 1', () => {
     const r = new SpecRig();
     stallStream(r, 3);
     r.cr0(CR0_CMDQEN | CR0_PRIQEN | CR0_SMMUEN); // EVTQEN off
-    expect(r.dma(3, 0x1000)).toEqual({ ok: false, pa: 0, fault: FaultReason.TRANSLATION, faultDetail: EvtId.F_TRANSLATION });
+    expect(r.dma(3, 0x1000)).toEqual({ ok: false, pa: 0, fault: FaultReason.PAGE_REQUEST, faultDetail: EvtId.F_TRANSLATION });
+    const [p] = r.hw.pendingStalls();
+    expect(p).toMatchObject({ sid: 3, iova: 0x1000 });
+    expect(r.events()).toEqual([]);
+    r.cr0(CR0_CMDQEN | CR0_EVTQEN | CR0_PRIQEN | CR0_SMMUEN);
+    expect(r.events().map((e) => [e.id, e.sid, e.stall, e.stag, e.inputAddr])).toEqual([[EvtId.F_TRANSLATION, 3, 1, p.stag, 0x1000]]);
+  });
+
+  it('IHI 0070 §7.4: a full event queue holds a stall record back (no overflow, OVFLG unchanged); it is written when space frees', () => {
+    const r = new SpecRig({ evtqLog2: 0 }); // one entry
+    stallStream(r, 3);
+    r.writeSte(9, { V: 0 });
+    r.cfgiSte(9);
+    expect(r.dma(9, 0).faultDetail).toBe(EvtId.C_BAD_STE); // fills the queue
+    expect(r.dma(3, 0x1000).fault).toBe(FaultReason.PAGE_REQUEST);
+    expect(r.r32(SMMU_EVTQ_PROD) >>> 31).toBe(0); // stall records do not cause overflow
+    expect(r.events().map((e) => [e.id, e.stall])).toEqual([[EvtId.C_BAD_STE, 0]]); // consumes: space frees
+    expect(r.events().map((e) => [e.id, e.sid, e.stall])).toEqual([[EvtId.F_TRANSLATION, 3, 1]]);
+  });
+
+  it('IHI 0070 §6.3.9.6: SMMUEN 1 → 0 terminates every stalled transaction with an abort', () => {
+    const r = new SpecRig();
+    stallStream(r, 3);
+    expect(r.dma(3, 0x1000).fault).toBe(FaultReason.PAGE_REQUEST);
+    expect(r.dma(3, 0x2000).fault).toBe(FaultReason.PAGE_REQUEST);
+    r.cr0(CR0_CMDQEN | CR0_PRIQEN | CR0_EVTQEN);
     expect(r.hw.pendingStalls()).toEqual([]);
+    expect(r.hw.takeStallResolutions().map((x) => [x.iova, x.action])).toEqual([
+      [0x1000, 'abort'],
+      [0x2000, 'abort'],
+    ]);
+  });
+
+  it('IHI 0070 §4.7.1: RESUME Terminate with Ab = 0 completes RAZ/WI (terminate), Ab = 1 aborts; TERM_MODEL = 1 ignores Ab (abort)', () => {
+    for (const [termModel, action, want] of [
+      [0, 0, 'terminate'],
+      [0, 2, 'abort'],
+      [0, 3, 'retry'],
+      [1, 0, 'abort'],
+    ] as const) {
+      const r = new SpecRig({ options: { termModel } });
+      stallStream(r, 3, { A: 1 });
+      expect(r.dma(3, 0x1000).fault).toBe(FaultReason.PAGE_REQUEST);
+      const [e] = r.events();
+      r.cmd({ OPCODE: CmdOp.RESUME, SID: 3, STAG: e.stag, ACTION: action });
+      expect(r.hw.takeStallResolutions().map((x) => x.action)).toEqual([want]);
+    }
   });
 
   it('the stall table holds IDR5.STALL_MAX transactions; more faults are terminated', () => {

@@ -9,6 +9,7 @@ import {
   IRQ_CTRL_PRIQ_IRQEN,
   PriResp,
   SMMU_GERROR,
+  SMMU_GERRORN,
   SMMU_PRIQ_CONS,
   SMMU_PRIQ_IRQ_CFG0,
   SMMU_PRIQ_IRQ_CFG1,
@@ -90,7 +91,8 @@ describe('§6.3 / §12 #5 PRI queue overflow and automatic responses', () => {
     expect(q.push(req({ sid: 2, ssid: 4, pv: true, prgi: 7, last: true }))).toBe('overflow');
     expect(rig.regs.read32(SMMU_PRIQ_PROD) >>> 0).toBe(0x8000_0002); // no second toggle
     expect(q.push(req({ sid: 3, ssid: 1, pv: true, read: false, last: true, prgi: 0 }))).toBe('overflow'); // stop marker: no response
-    expect(responses).toEqual([[2, true, 4, 7, PriResp.SUCC, 'overflow']]);
+    // IHI 0070 §8.1: Success; the PASID is returned only when STE.PPAR = 1 (no pipeline here: none).
+    expect(responses).toEqual([[2, false, 0, 7, PriResp.SUCC, 'overflow']]);
     expect(q.stats).toMatchObject({ overflows: 1, overflowDrops: 3, written: 2 });
     expect(q.priStats.autoResponses).toBe(1);
     // Entries recorded before the overflow are intact.
@@ -106,7 +108,7 @@ describe('§6.3 / §12 #5 PRI queue overflow and automatic responses', () => {
     expect(rig.regs.read32(SMMU_GERROR)).toBe(0);
   });
 
-  it("priAutoResponse 'deny' answers dropped Last=1 requests with Resp 0 (Invalid Request)", () => {
+  it("priAutoResponse 'deny' answers dropped Last=1 requests with Resp 0 (ResponseFailure, IHI 0070 §4.5.2)", () => {
     const { rig, responses } = rigWithHook({ priAutoResponse: 'deny' });
     rig.setupPriq(0); // 1 entry
     rig.ctl.priq.push(req({ sid: 1, prgi: 1 }));
@@ -114,7 +116,7 @@ describe('§6.3 / §12 #5 PRI queue overflow and automatic responses', () => {
     expect(responses).toEqual([[5, false, 0, 0x1ff, PriResp.DENY, 'overflow']]);
   });
 
-  it('CR0.PRIQEN = 0: dropped, Last=1 answered with Invalid Request', () => {
+  it('CR0.PRIQEN = 0: dropped, Last=1 answered with Response Failure (Resp 0), no PASID (IHI 0070 §8.2)', () => {
     const { rig, responses } = rigWithHook();
     expect(rig.ctl.priq.push(req({ sid: 8, prgi: 3, last: true, write: true }))).toBe('disabled');
     expect(rig.ctl.priq.push(req({ sid: 8, prgi: 4 }))).toBe('disabled');
@@ -128,12 +130,32 @@ describe('§6.3 / §12 #5 PRI queue overflow and automatic responses', () => {
     expect(responses.length).toBe(1);
   });
 
-  it('a PRI queue outside PhysMem: aborted, GERROR.PRIQ_ABT_ERR, Last=1 answered with Invalid Request', () => {
+  it('a PRI queue outside PhysMem: aborted, GERROR.PRIQ_ABT_ERR, Last=1 answered with Response Failure (IHI 0070 §8.2)', () => {
     const { rig, responses } = rigWithHook();
     rig.setupPriq(3, 2 ** 33);
     expect(rig.ctl.priq.push(req({ sid: 2, prgi: 6, last: true }))).toBe('aborted');
     expect(rig.regs.read32(SMMU_GERROR)).toBe(GERROR_PRIQ_ABT_ERR);
     expect(rig.regs.read32(SMMU_PRIQ_PROD)).toBe(0);
-    expect(responses).toEqual([[2, false, 0, 6, PriResp.DENY, 'aborted']]);
+    expect(responses).toEqual([[2, false, 0, 6, PriResp.RESPONSE_FAILURE, 'aborted']]);
+  });
+
+  it('IHI 0070 §8.2: while PRIQ_ABT_ERR is active nothing is written; PPRs get Response Failure without PASID', () => {
+    const { rig, responses } = rigWithHook();
+    rig.setupPriq(3);
+    rig.ctl.gerror.raise(GERROR_PRIQ_ABT_ERR);
+    expect(rig.ctl.priq.push(req({ sid: 2, ssid: 4, pv: true, prgi: 6, last: true }))).toBe('aborted');
+    expect(rig.regs.read32(SMMU_PRIQ_PROD)).toBe(0);
+    expect(responses).toEqual([[2, false, 0, 6, PriResp.RESPONSE_FAILURE, 'aborted']]);
+    rig.regs.write32(SMMU_GERRORN, rig.regs.read32(SMMU_GERROR));
+    expect(rig.ctl.priq.push(req({ sid: 2, prgi: 7 }))).toBe('queued');
+  });
+
+  it('IHI 0070 PRIQ_BASE: the effective base is aligned down to the queue size (8 × 16 B = 128 B)', () => {
+    const { rig } = rigWithHook();
+    const q = rig.mem.allocFrames(1, 1);
+    rig.setupPriq(3, q + 0x60);
+    expect(rig.ctl.priq.basePa).toBe(q);
+    expect(rig.ctl.priq.push(req({ sid: 9, prgi: 1 }))).toBe('queued');
+    expect(rig.mem.read32(q)).toBe(9);
   });
 });

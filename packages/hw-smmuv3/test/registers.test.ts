@@ -124,6 +124,11 @@ describe('§1.2 ID registers, bit-exact', () => {
     });
   });
 
+  it('IHI 0070 §6.3.1: IDR0.NS1ATS is RES0 unless ATS, S1P and S2P are all implemented', () => {
+    const ns1ats = (o: Record<string, unknown>) => (idrRegisters(resolveFeatures(o)).idr0 >>> 11) & 1;
+    expect([ns1ats({}), ns1ats({ stage2: false, hyp: false }), ns1ats({ stage1: false, hyp: false }), ns1ats({ ats: false, pri: false })]).toEqual([1, 0, 0, 0]);
+  });
+
   it('stall forced: STALL_MODEL = 2, STALL_MAX = stallMax; HTTU 1', () => {
     const v = idrRegisters(resolveFeatures({ stall: 'forced', stallMax: 0xffff, httu: 1 }));
     expect((v.idr0 >>> 24) & 3).toBe(2);
@@ -288,6 +293,12 @@ describe('§1.3 GBPA UPDATE protocol', () => {
     rig.ctl.service();
     expect(rig.regs.read32(SMMU_GBPA)).toBe(GBPA_RESET);
     expect(rig.ctl.registers.gbpaAbort).toBe(false);
+  });
+
+  it('IHI 0070 §6.3.14: GBPA bits [15:14] and [7:5] are RES0 in the Non-secure GBPA (no NSCFG)', () => {
+    const rig = new Rig();
+    rig.regs.write32(SMMU_GBPA, (GBPA_UPDATE | 0xc000 | 0xe0 | 0x1000) >>> 0);
+    expect(rig.regs.read32(SMMU_GBPA)).toBe(0x1000);
   });
 
   it('undefined GBPA bits [30:21] are RES0', () => {

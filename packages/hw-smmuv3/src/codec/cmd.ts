@@ -111,8 +111,13 @@ export const CMD_FIELDS: Readonly<Record<number, readonly CmdFieldName[]>> = {
 
 /** CMD_SYNC CS encodings (§4.2). */
 export const SyncCs = { NONE: 0, IRQ: 1, SEV: 2 } as const;
-/** CMD_PRI_RESP Resp encodings. */
-export const PriResp = { DENY: 0, FAIL: 1, SUCC: 2 } as const;
+/**
+ * CMD_PRI_RESP Resp encodings (IHI 0070 §4.5.2): 0b00 ResponseFailure (permanent non-paging
+ * error, PCIe Response Failure 0b1111), 0b01 InvalidRequest (page-in unsuccessful, PCIe 0b0001),
+ * 0b10 Success (PCIe 0b0000), 0b11 Reserved (ILLEGAL). DENY / FAIL are Linux's names for 0 / 1
+ * (PRI_RESP_DENY / PRI_RESP_FAIL).
+ */
+export const PriResp = { DENY: 0, FAIL: 1, SUCC: 2, RESPONSE_FAILURE: 0, INVALID_REQUEST: 1, SUCCESS: 2 } as const;
 /** CMD_RESUME Action encodings (Linux). */
 export const ResumeAction = { TERM: 0, RETRY: 1, ABORT: 2 } as const;
 /** ATC_INV Size meaning "the whole address space". */

@@ -160,7 +160,7 @@ export function cmdAtcInvAll(u32: Uint32Array, w: number, sid: number, ssid: num
   cmdAtcInv(u32, w, sid, ssid, 0, ATC_INV_SIZE_ALL, false);
 }
 
-/** CMD_PRI_RESP(SID, SSID or -1, PRGI, Resp) (§6.2: Resp 0 deny, 1 fail, 2 success). */
+/** CMD_PRI_RESP(SID, SSID or -1, PRGI, Resp) (IHI 0070 §4.5.2: Resp 0 ResponseFailure, 1 InvalidRequest, 2 Success). */
 export function cmdPriResp(u32: Uint32Array, w: number, sid: number, ssid: number, prgi: number, resp: number): void {
   const ssv = ssid >= 0;
   u32[w] = (CmdOp.PRI_RESP | (ssv ? (1 << 11) | ((ssid & 0xfffff) << 12) : 0)) >>> 0;
@@ -190,9 +190,14 @@ export function cmdSync(u32: Uint32Array, w: number, msiAddr: number): void {
   u32[w + 3] = addrHi(msiAddr) & 0xfffff;
 }
 
-/** PRI_RESP code for a driver-api PageResponseCode (SUCCESS → 2, INVALID → 0 deny, FAILURE → 1). */
+/**
+ * PRI_RESP code for a driver-api PageResponseCode, per IHI 0070 §4.5.2 (Resp 0b00
+ * ResponseFailure, 0b01 InvalidRequest, 0b10 Success): SUCCESS → 2, INVALID → 1, FAILURE → 0.
+ * (Linux sends PRI_RESP_DENY = 0 for IOMMU_PAGE_RESP_INVALID, which the architecture defines as
+ * ResponseFailure; this driver follows the architecture.)
+ */
 export function priRespOf(code: number): number {
-  return code === 0 ? PriResp.SUCC : code === 1 ? PriResp.DENY : PriResp.FAIL;
+  return code === 0 ? PriResp.SUCCESS : code === 1 ? PriResp.INVALID_REQUEST : PriResp.RESPONSE_FAILURE;
 }
 
 /** RESUME action for a driver-api PageResponseCode (SUCCESS → RETRY, else ABORT; §5.4). */

@@ -6,15 +6,18 @@
  * CERROR_ILL when (reason string in `entry.ill`):
  * - the opcode is not an architected Non-secure command (including 0x07 and the EL3 TLBIs, which
  *   are not accepted on the Non-secure queue ⚠) — 'opcode';
- * - the command needs a feature the SMMU lacks: TLBI_NH_* without stage 1, TLBI_S12_VMALL /
+ * - the command needs a feature the SMMU lacks: TLBI_NH_* / CFGI_CD / CFGI_CD_ALL without stage 1
+ *   (IHI 0070 §4.3.3, §4.3.4, §4.4.2), TLBI_S12_VMALL /
  *   TLBI_S2_IPA without stage 2, TLBI_EL2_* without HYP, ATC_INV without ATS, PRI_RESP without
  *   PRI, RESUME / STALL_TERM with stall model 'none' — 'feature';
  * - SSec = 1 (dword0 bit 10) on this (Non-secure) queue — 'ssec';
  * - any bit outside the command's fields (CMD_FIELDS) is set (RES0), including ASID [63:56] with
  *   8-bit ASIDs and VMID [47:40] with 8-bit VMIDs — 'res0';
  * - TLBI range fields: without IDR3.RIL any of TG/NUM/SCALE/TTL non-zero (they are RES0); with RIL
- *   TG = 0 with NUM/SCALE/TTL ≠ 0, TG ≠ 0 with NUM = SCALE = TTL = 0, TTL = 1 with TG = 16 KB
- *   (no DS), TTL = 1 with TG = 64 KB unless OAS = 52 (⚠ level-1 64 KB leaves need LPA) — 'range';
+ *   TG = 0 with NUM/SCALE/TTL ≠ 0 (RES0), TG ≠ 0 with NUM = SCALE = 0 and effective TTL = 0 (the
+ *   Reserved combination of IHI 0070 §4.4.1.1; TTL = 1 with TG = 16 KB is Reserved without
+ *   IDR5.DS and treated as TTL = 0, so it is ILL only with NUM = SCALE = 0 and otherwise decodes
+ *   with ttl = 0). TTL = 1 with TG = 64 KB is legal (level-1 hint) — 'range';
  * - CMD_SYNC CS = 3 — 'cs';
  * - ATC_INV Size > 52 — 'atc-size';
  * - PRI_RESP Resp = 3 (reserved) — 'resp'.
@@ -139,18 +142,17 @@ export class CmdDecoder {
   /** Per opcode, the ILL reason when it is not legal. */
   private readonly illReason: string[] = new Array<string>(256).fill('opcode');
   private readonly ril: boolean;
-  private readonly oas52: boolean;
 
   constructor(f: SmmuFeatures) {
     this.ril = f.ril;
-    this.oas52 = f.oas === 52;
     const enabled: Record<number, boolean> = {
       [CmdOp.PREFETCH_CONFIG]: true,
       [CmdOp.PREFETCH_ADDR]: true,
       [CmdOp.CFGI_STE]: true,
       [CmdOp.CFGI_STE_RANGE]: true,
-      [CmdOp.CFGI_CD]: true,
-      [CmdOp.CFGI_CD_ALL]: true,
+      // IHI 0070 §4.3.3 / §4.3.4: CERROR_ILL when stage 1 is not implemented.
+      [CmdOp.CFGI_CD]: f.stage1,
+      [CmdOp.CFGI_CD_ALL]: f.stage1,
       [CmdOp.TLBI_NH_ALL]: f.stage1,
       [CmdOp.TLBI_NH_ASID]: f.stage1,
       [CmdOp.TLBI_NH_VA]: f.stage1,
@@ -285,9 +287,16 @@ export class CmdDecoder {
             e.ill = 'range';
             return CERROR_ILL;
           }
-        } else if ((num | scale | ttl) === 0 || (ttl === 1 && (tg === 2 || (tg === 3 && !this.oas52)))) {
-          e.ill = 'range';
-          return CERROR_ILL;
+        } else {
+          // IHI 0070 §4.4.1.1: TTL = 0b01 with TG = 16 KB is Reserved without IDR5.DS and is
+          // treated as TTL = 0b00; NUM = SCALE = 0 with (effective) TTL = 0b00 is the Reserved
+          // combination (CERROR_ILL). TTL = 0b01 with TG = 64 KB is a level-1 hint (legal).
+          const effTtl = ttl === 1 && tg === 2 ? 0 : ttl;
+          if (ttl === 1 && tg === 2) e.ttl = 0;
+          if ((num | scale | effTtl) === 0) {
+            e.ill = 'range';
+            return CERROR_ILL;
+          }
         }
         return CERROR_NONE;
       }

@@ -3,7 +3,8 @@
  * produced by software (CMDQ_PROD) and consumed here (CMDQ_CONS).
  *
  * - Base and LOG2SIZE are latched from CMDQ_BASE when CR0.CMDQEN goes 0→1 ({@link CommandQueue.enable});
- *   LOG2SIZE above IDR1.CMDQS is treated as CMDQS. CONS is latched from CMDQ_CONS at the same time
+ *   LOG2SIZE above IDR1.CMDQS is treated as CMDQS; the base is aligned down to the larger of the
+ *   queue size in bytes or 32 bytes (IHI 0070 §6.3.26, {@link alignQueueBase}). CONS is latched from CMDQ_CONS at the same time
  *   (software may write CONS only while CMDQEN = 0; later software writes are undone by
  *   {@link CommandQueue.restore}). Changing CMDQ_BASE while enabled has no effect until re-enable.
  * - {@link CommandQueue.process} consumes from CONS to CMDQ_PROD (read once: at most one lap of
@@ -17,8 +18,9 @@
  * - Every command except CMD_SYNC goes to the {@link CommandTarget}; a non-zero return halts the
  *   queue with that code.
  * - CMD_SYNC (§4.5): completes once the target reports nothing pending; then CONS is advanced past
- *   it and published, CS = SIG_IRQ writes the 32-bit MSIData at MSIAddress in PhysMem when
- *   IDR0.MSI (address outside PhysMem → GERROR.MSI_CMDQ_ABT_ERR; the sync still completes),
+ *   it and published, CS = SIG_IRQ writes the 32-bit MSIData at MSIAddress (truncated to the OAS) in
+ *   PhysMem when IDR0.MSI and MSIAddress ≠ 0 (IHI 0070 §4.7.3; address outside PhysMem →
+ *   GERROR.MSI_CMDQ_ABT_ERR; the sync still completes),
  *   CS = SIG_SEV counts a SEV (accepted even without IDR0.SEV, §12 #9), and every completed sync
  *   rings the irq doorbell (the runtime's wake-up for a waiting driver).
  * - CONS is published once per call and at each CMD_SYNC.
@@ -50,6 +52,17 @@ import type { SmmuIrq } from './irq.js';
 const TWO_32 = 4294967296;
 const CONS_WORD = SMMU_CMDQ_CONS >>> 2;
 const PROD_WORD = SMMU_CMDQ_PROD >>> 2;
+
+/**
+ * The effective base of a queue of 2^log2 entries of `entryBytes` (IHI 0070 §6.3.26 CMDQ_BASE,
+ * §6.3.29 EVENTQ_BASE, PRIQ_BASE: "The effective base address is aligned by the SMMU to the
+ * larger of the queue size in bytes or 32 bytes, ignoring the least-significant bits of ADDR").
+ * `log2` is the effective (capped) LOG2SIZE.
+ */
+export function alignQueueBase(addr: number, entryBytes: number, log2: number): number {
+  const bytes = Math.max(entryBytes * 2 ** log2, 32);
+  return addr - (addr % bytes);
+}
 
 /** What the commands act on: the SMMU's caches, ATCs, stall and PRI state (the pipeline, H-D). */
 export interface CommandTarget {
@@ -108,6 +121,7 @@ export class CommandQueue {
   readonly stats: CmdqStats = { commands: 0, syncs: 0, sev: 0, syncMsi: 0, errors: 0, ill: 0, abt: 0, atcInvSync: 0, batches: 0 };
   private readonly maxLog2: number;
   private readonly msi: boolean;
+  private readonly oasBytes: number;
 
   constructor(
     private readonly mem: PhysMem,
@@ -120,6 +134,7 @@ export class CommandQueue {
     this.decoder = new CmdDecoder(features);
     this.maxLog2 = features.cmdqLog2;
     this.msi = features.msi;
+    this.oasBytes = 2 ** features.oas;
   }
 
   /** True while halted on an error (CONS.ERR ≠ 0). */
@@ -140,8 +155,8 @@ export class CommandQueue {
   enable(): void {
     const lo = this.regs.hwRead32(SMMU_CMDQ_BASE);
     const hi = this.regs.hwRead32(SMMU_CMDQ_BASE + 4);
-    this.basePa = ((lo & Q_BASE_ADDR_MASK_LO) >>> 0) + (hi & Q_BASE_ADDR_MASK_HI) * TWO_32;
     this.log2 = Math.min(lo & Q_BASE_LOG2SIZE_MASK, this.maxLog2);
+    this.basePa = alignQueueBase(((lo & Q_BASE_ADDR_MASK_LO) >>> 0) + (hi & Q_BASE_ADDR_MASK_HI) * TWO_32, CMDQ_ENT_BYTES, this.log2);
     this.cons = this.regs.hwRead32(SMMU_CMDQ_CONS) & ((2 << this.log2) - 1);
     this.err = CERROR_NONE;
     this.enabled = true;
@@ -241,8 +256,10 @@ export class CommandQueue {
     const s = this.stats;
     s.syncs++;
     if (e.cs === SyncCs.IRQ) {
-      if (this.msi) {
-        if (this.irq.msiWrite(e.msiAddr, e.msiData)) s.syncMsi++;
+      // IHI 0070 §4.7.3: the MSI write is made "if MSIAddress is non-zero" (the whole field, not
+      // only the bits within the OAS); the address is then truncated to the OAS (§3.4.3).
+      if (this.msi && e.msiAddr !== 0) {
+        if (this.irq.msiWrite(e.msiAddr % this.oasBytes, e.msiData)) s.syncMsi++;
         else this.gerror.raise(GERROR_MSI_CMDQ_ABT_ERR);
       }
     } else if (e.cs === SyncCs.SEV) {

@@ -102,7 +102,9 @@ export class SmmuControl {
     this.cmdq.restore();
     this.evtq.restore();
     this.priq.restore();
-    return this.cmdq.process() + (ch !== 0 ? 1 : 0);
+    const n = this.cmdq.process();
+    if (this.evtq.pendingStallRecords > 0) this.evtq.flushPending();
+    return n + (ch !== 0 ? 1 : 0);
   }
 
   /** The RegChange mask of the last {@link SmmuControl.service} call. */

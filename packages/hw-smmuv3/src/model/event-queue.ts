@@ -9,6 +9,9 @@
  *    GERROR.EVTQ_ABT_ERR.
  * 4. PROD advanced and published, then the event interrupt (if IRQ_CTRL.EVTQ_IRQEN): MSI of
  *    EVTQ_IRQ_CFG1 at EVTQ_IRQ_CFG0 when configured, and the irq doorbell.
+ * 5. Stall records (Stall = 1) are never discarded for a full / disabled / abort-flagged queue:
+ *    they wait and are written when the queue is next writable ({@link EventQueue.pushStall},
+ *    IHI 0070 §3.5.3, §7.2.1, §7.4).
  * Records are never merged (STE.MEV allows but does not require it).
  */
 import type { PhysMem, RegisterFile } from '@iommulab/runtime';
@@ -37,11 +40,86 @@ export class EventQueue extends ProducerQueue {
     });
   }
 
+  /** Stall records waiting for the queue to become writable (oldest first). */
+  private pendingStalls: Uint32Array[] = [];
+  /**
+   * Whether the stalled transaction (StreamID, STAG) of a pending stall record is still stalled
+   * (set by the pipeline); records of resolved stalls are not written.
+   */
+  stallLive: ((sid: number, stag: number) => boolean) | null = null;
+
+  /** Stall records held back because the queue was not writable. */
+  get pendingStallRecords(): number {
+    return this.pendingStalls.length;
+  }
+
+  /**
+   * Records a stall event record (Stall = 1). IHI 0070 §3.5.3 / §7.2.1 / §7.4: it is never
+   * discarded because the queue is full, disabled or has an active EVENTQ_ABT_ERR — it is held
+   * and written when the queue is next writable — and never causes an overflow. A synchronous
+   * write abort loses it (§7.2.2: GERROR.EVENTQ_ABT_ERR, "including stall fault event records").
+   * @returns true when written now, false when held back or lost
+   */
+  pushStall(rec: Uint32Array, off = 0): boolean {
+    this.flushPending();
+    if (this.pendingStalls.length === 0) {
+      const r = this.write(rec, off, true);
+      if (r === QWrite.WRITTEN) {
+        this.irq.fireEvtq();
+        return true;
+      }
+      if (r === QWrite.ABORT) return false;
+    }
+    this.pendingStalls.push(rec.slice(off, off + 8));
+    return false;
+  }
+
+  /**
+   * Writes held-back stall records while the queue is writable (called on every service and
+   * before each new record). @returns records written
+   */
+  flushPending(): number {
+    const q = this.pendingStalls;
+    let n = 0;
+    while (q.length > 0) {
+      const rec = q[0];
+      const live = this.stallLive;
+      if (live !== null && !live(rec[1] >>> 0, rec[2] & 0xffff)) {
+        q.shift();
+        continue;
+      }
+      const r = this.write(rec, 0, true);
+      if (r === QWrite.WRITTEN) {
+        q.shift();
+        n++;
+        this.irq.fireEvtq();
+        continue;
+      }
+      if (r === QWrite.ABORT) {
+        q.shift(); // lost (§7.2.2)
+        continue;
+      }
+      break;
+    }
+    return n;
+  }
+
+  override reset(): void {
+    super.reset();
+    this.pendingStalls = [];
+  }
+
+  /** Forgets held-back stall records (their transactions were terminated). */
+  dropPendingStalls(): void {
+    this.pendingStalls = [];
+  }
+
   /**
    * Records one event: the 8 words (4 dwords, low word first) of `rec` starting at `off`.
    * Never throws. @returns true when the record was written to the queue
    */
   push(rec: Uint32Array, off = 0): boolean {
+    if (this.pendingStalls.length > 0) this.flushPending();
     const r = this.write(rec, off);
     if (r === QWrite.WRITTEN) {
       this.irq.fireEvtq();

@@ -4,8 +4,8 @@
  * Fixed choices (not options):
  * - IDR0.TTF = 2 (AArch64 tables only), TTENDIAN = 2 (little-endian only), DORMHINT/ATOS/VATOS/
  *   VMW/ATSRECERR/RME_IMPL = 0.
- * - IDR0.NS1ATS = 1 when ATS is supported: split-stage ATS (STE.EATS = 0b10) is **not** supported
- *   (Linux never uses it); 0 when ATS is absent (the bit is then meaningless).
+ * - IDR0.NS1ATS = 1 when ATS and both stages are supported: split-stage ATS (STE.EATS = 0b10) is
+ *   **not** supported (Linux never uses it); RES0 (0) otherwise (IHI 0070 §6.3.1).
  * - IDR1: ATTR_PERMS_OVR = ATTR_TYPES_OVR = 0 (no attribute overrides, so Linux writes SHCFG = 0),
  *   REL = QUEUES_PRESET = TABLES_PRESET = ECMDQ = 0 (Linux refuses the first three).
  *   PRIQS = 0 when PRI is not supported.
@@ -87,7 +87,9 @@ export function idrRegisters(f: SmmuFeatures): IdrValues {
   if (f.btm) idr0 |= IDR0_BTM;
   idr0 |= f.httu << IDR0_HTTU_SHIFT;
   if (f.hyp) idr0 |= IDR0_HYP;
-  if (f.ats) idr0 |= IDR0_ATS | IDR0_NS1ATS;
+  if (f.ats) idr0 |= IDR0_ATS;
+  // IHI 0070 §6.3.1: NS1ATS is RES0 when ATS == 0 or S1P == 0 or S2P == 0.
+  if (f.ats && f.stage1 && f.stage2) idr0 |= IDR0_NS1ATS;
   if (f.asid16) idr0 |= IDR0_ASID16;
   if (f.msi) idr0 |= IDR0_MSI;
   if (f.sev) idr0 |= IDR0_SEV;

@@ -3,14 +3,18 @@
  * SMMU writes entries at PROD and publishes *_PROD, software consumes and writes *_CONS.
  *
  * - Base and LOG2SIZE are latched from *_BASE when the queue's CR0 enable goes 0→1 (LOG2SIZE above
- *   the IDR1 maximum is treated as the maximum), together with *_PROD (index, wrap and OVFLG),
+ *   the IDR1 maximum is treated as the maximum; the base is aligned down to the larger of the queue
+ *   size in bytes or 32 bytes, IHI 0070 §6.3.29 / PRIQ_BASE), together with *_PROD (index, wrap and OVFLG),
  *   which software may write only while the queue is disabled; later software writes to PROD
  *   are undone by {@link ProducerQueue.restore}.
  * - Full (same index, different wrap as *_CONS): the entry is dropped. Overflow flag rule (§12 #4):
  *   PROD.OVFLG [31] toggles once, on entry into overflow, i.e. only when it equals
  *   CONS.OVACKFLG [31]; further drops leave it alone until software acknowledges by copying it
- *   into CONS.OVACKFLG. Entries recorded before stay valid; when space frees up, entries are
- *   written again (acknowledged or not). No GERROR for overflow.
+ *   into CONS.OVACKFLG. Entries recorded before stay valid. Event queue: when space frees up,
+ *   entries are written again (acknowledged or not, IHI 0070 §7.4); PRI queue: an active overflow
+ *   condition inhibits new entries until acknowledged (§8.1). No GERROR for overflow.
+ * - Not writable while the queue's GERROR abort error is active (IHI 0070 §7.2.1, §8.2): the entry
+ *   is dropped ({@link QWrite.ABORT_ACTIVE}).
  * - The entry's bytes are not inside PhysMem: the entry is dropped, PROD does not move, and the
  *   queue's GERROR abort bit is raised (toggle semantics: once until acknowledged).
  * - Entries are written with plain stores, then PROD is published with an atomic store (so a
@@ -18,6 +22,7 @@
  */
 import type { PhysMem, RegisterFile } from '@iommulab/runtime';
 import { Q_BASE_ADDR_MASK_HI, Q_BASE_ADDR_MASK_LO, Q_BASE_LOG2SIZE_MASK } from '../codec/index.js';
+import { alignQueueBase } from './command-queue.js';
 import type { GlobalErrors } from './gerror.js';
 
 const TWO_32 = 4294967296;
@@ -34,6 +39,13 @@ export const QWrite = {
   ABORT: 3,
   /** Queue disabled: dropped silently. */
   DISABLED: 4,
+  /**
+   * The queue's GERROR abort error (EVENTQ_ABT_ERR / PRIQ_ABT_ERR) is active and not yet
+   * acknowledged: the queue is not writable (IHI 0070 §7.2.1, §8.2), the entry is dropped.
+   */
+  ABORT_ACTIVE: 5,
+  /** Queue full and the entry is a stall record: not written, not an overflow (IHI 0070 §7.4). */
+  FULL: 6,
 } as const;
 
 /** Producer-queue counters. */
@@ -44,7 +56,7 @@ export interface ProducerQueueStats {
   overflowDrops: number;
   /** Entries into overflow (OVFLG toggles). */
   overflows: number;
-  /** Entries dropped because the write aborted. */
+  /** Entries dropped because the write aborted, or while the abort error was active. */
   abortDrops: number;
   /** Entries dropped because the queue was disabled. */
   disabledDrops: number;
@@ -64,6 +76,11 @@ export interface ProducerQueueLayout {
   readonly maxLog2: number;
   /** GERROR bit raised when an entry write aborts. */
   readonly abortBit: number;
+  /**
+   * True for the PRI queue: an active overflow condition (PROD.OVFLG ≠ CONS.OVACKFLG) inhibits
+   * new entries even when there is space (IHI 0070 §8.1); the event queue keeps writing (§7.4).
+   */
+  readonly overflowInhibits?: boolean;
 }
 
 /** The producer side of an SMMU-written queue. */
@@ -109,8 +126,8 @@ export class ProducerQueue {
   enable(): void {
     const lo = this.regs.hwRead32(this.layout.baseOff);
     const hi = this.regs.hwRead32(this.layout.baseOff + 4);
-    this.basePa = ((lo & Q_BASE_ADDR_MASK_LO) >>> 0) + (hi & Q_BASE_ADDR_MASK_HI) * TWO_32;
     this.log2 = Math.min(lo & Q_BASE_LOG2SIZE_MASK, this.layout.maxLog2);
+    this.basePa = alignQueueBase(((lo & Q_BASE_ADDR_MASK_LO) >>> 0) + (hi & Q_BASE_ADDR_MASK_HI) * TWO_32, this.layout.entryBytes, this.log2);
     const p = Atomics.load(this.regs.i32, this.prodWord) >>> 0;
     this.prod = p & ((2 << this.log2) - 1);
     this.ovflg = p >>> 31;
@@ -147,18 +164,28 @@ export class ProducerQueue {
   }
 
   /**
-   * Writes one entry (`entryBytes / 4` words of `rec` from `off`).
+   * Writes one entry (`entryBytes / 4` words of `rec` from `off`). `stall`: a stall event record,
+   * which a full queue does not discard (no overflow; {@link QWrite.FULL}).
    * @returns a {@link QWrite} outcome
    */
-  write(rec: Uint32Array, off: number): number {
+  write(rec: Uint32Array, off: number, stall = false): number {
     if (!this.enabled) {
       this.stats.disabledDrops++;
       return QWrite.DISABLED;
     }
+    if (this.gerror.active(this.layout.abortBit)) {
+      this.stats.abortDrops++;
+      return QWrite.ABORT_ACTIVE;
+    }
     const log2 = this.log2;
     const cons = Atomics.load(this.regs.i32, this.consWord);
     const prod = this.prod;
+    if (this.layout.overflowInhibits === true && this.ovflg !== cons >>> 31) {
+      this.stats.overflowDrops++;
+      return QWrite.OVERFLOW;
+    }
     if (((prod ^ cons) & ((2 << log2) - 1)) === 1 << log2) {
+      if (stall) return QWrite.FULL;
       this.stats.overflowDrops++;
       if (this.ovflg === cons >>> 31) {
         this.ovflg ^= 1;

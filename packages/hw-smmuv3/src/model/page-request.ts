@@ -3,14 +3,18 @@
  * records; PRG responses (CMD_PRI_RESP, or the SMMU's automatic ones) are delivered to the
  * device side through a response log (the model's "host bridge").
  *
- * - A request from a stream whose STE is invalid, not translating (abort / bypass) or has
- *   EATS = 0 is not recorded; with Last = 1 it is answered automatically with Invalid Request
- *   (§12 #6).
+ * - Requests are recorded whatever the stream's STE says (IHI 0070 §8.2: "Incoming PRI Page
+ *   Requests are not affected by SMMU_CR0.ATSCHK or STE.EATS configuration"; §8: the SMMU "freely
+ *   accepts incoming PRI messages and puts them in the PRI queue, if space is free and the queue
+ *   is enabled and not in an error condition"). With SMMUEN = 0 the effective PRIQEN is 0: the
+ *   request is discarded and a Last one gets Response Failure without PASID (§6.3.9.5, §8.2).
+ *   (This replaces smmuv3.md §12 #6.)
  * - A stop marker (Last = 1, no Read / Write, with a PASID) is recorded like a request; no
- *   response is expected for it, and none is sent automatically (§12 #7).
+ *   response is sent for it automatically (§8.1, §8.2).
  * - A request dropped by the PRI queue (overflow, disabled, write abort) is answered by the queue
- *   itself (PriQueue's automatic responses, §12 #5), which the pipeline routes to the same log.
- * - CMD_PRI_RESP Resp: 2 → SUCCESS, 0 (Deny) → INVALID, 1 (Fail) → FAILURE, 3 (reserved) → FAILURE.
+ *   itself (PriQueue's automatic responses), which the pipeline routes to the same log.
+ * - CMD_PRI_RESP Resp (§4.5.2): 2 (Success) → SUCCESS, 1 (InvalidRequest) → INVALID,
+ *   0 (ResponseFailure) → FAILURE.
  */
 import { PageResponseCode, PgFaultPerm, type DevicePageRequest, type PageResponse, type PageResponseCodeValue } from '@iommulab/driver-api';
 import { PriResp } from '../codec/index.js';
@@ -22,7 +26,8 @@ export type PriPushResult = 'queued' | 'overflow' | 'disabled' | 'aborted';
 
 /** driver-api PageResponse code of a CMD_PRI_RESP Resp field. */
 export function priRespCode(resp: number): PageResponseCodeValue {
-  return resp === PriResp.SUCC ? PageResponseCode.SUCCESS : resp === PriResp.DENY ? PageResponseCode.INVALID : PageResponseCode.FAILURE;
+  // IHI 0070 §4.5.2: 0b00 ResponseFailure, 0b01 InvalidRequest, 0b10 Success.
+  return resp === PriResp.SUCCESS ? PageResponseCode.SUCCESS : resp === PriResp.INVALID_REQUEST ? PageResponseCode.INVALID : PageResponseCode.FAILURE;
 }
 
 /** Whether `req` is a PCIe stop marker (Last, no Read / Write permission, with a PASID). */
@@ -109,7 +114,7 @@ export class PriUnit {
   queued = 0;
   /** Requests not recorded (bad stream, queue full, disabled or aborted). */
   dropped = 0;
-  /** Requests dropped because the stream may not use PRI (§12 #6). */
+  /** Requests discarded because SMMUEN = 0 (effective PRIQEN = 0). */
   rejected = 0;
 
   /**
@@ -123,17 +128,16 @@ export class PriUnit {
 
   /**
    * Handles one page request.
-   * @param streamOk - the stream's STE is valid, translating and has EATS ≠ 0
+   * @param priqEnabled - false when SMMUEN = 0 (the effective PRIQEN is then 0)
    * @returns true when the request was recorded in the PRI queue
    */
-  request(req: DevicePageRequest, streamOk: boolean): boolean {
+  request(req: DevicePageRequest, priqEnabled: boolean): boolean {
     this.requests++;
-    const stop = isStopMarker(req);
-    const pasid = req.pasid >= 0 ? req.pasid & 0xfffff : -1;
-    if (!streamOk) {
+    if (!priqEnabled) {
+      // Effective PRIQEN = 0 (SMMUEN = 0): discarded, Response Failure without PASID (§8.2).
       this.rejected++;
       this.dropped++;
-      if (req.last && !stop) this.responses.add(req.rid >>> 0, pasid, req.grpid & 0x1ff, PageResponseCode.INVALID, true);
+      if (req.last && !isStopMarker(req)) this.responses.add(req.rid >>> 0, -1, req.grpid & 0x1ff, PageResponseCode.FAILURE, true);
       return false;
     }
     buildPriRecord(this.rec, req);

@@ -5,13 +5,17 @@
  * once on entry into overflow, GERROR.PRIQ_ABT_ERR on a write abort, PRIQ interrupt (IRQ_CTRL.PRIQ_IRQEN,
  * MSI via PRIQ_IRQ_CFG0/1) after each record and on entry into overflow.
  *
+ * An active overflow condition (PROD.OVFLG ≠ CONS.OVACKFLG) inhibits new entries until software
+ * acknowledges it, even when there is space (IHI 0070 §8.1).
+ *
  * Automatic PRG responses (so a device never waits for an answer to a request software never saw),
  * for a dropped request with Last = 1 that is not a stop marker (a stop marker — PV = 1, Last = 1,
- * Read = Write = 0 — expects no response, §12 #7):
- * - dropped because the queue is full: `features.priAutoResponse` ('success' → Resp 2 so the
- *   device retries; 'deny' → Resp 0), §12 #5;
- * - dropped because PRI is disabled (CR0.PRIQEN = 0 or no IDR0.PRI) or the write aborted:
- *   Resp 0 (Invalid Request) ⚠ — retrying could not succeed.
+ * Read = Write = 0 — gets no response, IHI 0070 §8.1 / §8.2):
+ * - dropped because of overflow (§8.1): `features.priAutoResponse` ('success' → Resp 2, the
+ *   architected Success; 'deny' → Resp 0); a PASID request gets its PASID back only when
+ *   STE.PPAR = 1 (IDR3.PPS = 0), and Failure (Resp 0) without PASID when the STE cannot be checked;
+ * - dropped because PRI is disabled (effective PRIQEN = 0, incl. SMMUEN = 0), PRIQ_ABT_ERR is
+ *   active or the write aborted (§8.2): Response Failure (Resp 0b00 = PCIe 0b1111), no PASID.
  * Responses are delivered through the `onAutoResponse` hook (the pipeline forwards them to the
  * device side like a CMD_PRI_RESP).
  */
@@ -36,8 +40,9 @@ export type PriPushResult = 'queued' | 'overflow' | 'disabled' | 'aborted';
 export type PriAutoReason = 'overflow' | 'disabled' | 'aborted';
 
 /**
- * Receives automatic PRG responses: `resp` is a CMD_PRI_RESP Resp code (PriResp: 0 deny,
- * 1 fail, 2 success); `ssv`/`ssid` echo the request's PV/SubstreamID.
+ * Receives automatic PRG responses: `resp` is a CMD_PRI_RESP Resp code (IHI 0070 §4.5.2:
+ * 0 ResponseFailure, 1 InvalidRequest, 2 Success); `ssv`/`ssid`: whether the response carries a
+ * PASID (and which).
  */
 export type PriAutoResponder = (sid: number, ssv: boolean, ssid: number, prgi: number, resp: number, reason: PriAutoReason) => void;
 
@@ -70,6 +75,7 @@ export class PriQueue extends ProducerQueue {
       entryBytes: PRIQ_ENT_BYTES,
       maxLog2: features.pri ? features.priqLog2 : 0,
       abortBit: GERROR_PRIQ_ABT_ERR,
+      overflowInhibits: true,
     });
     this.supported = features.pri;
     this.overflowResp = features.priAutoResponse === 'success' ? PriResp.SUCC : PriResp.DENY;
@@ -87,28 +93,55 @@ export class PriQueue extends ProducerQueue {
     }
     if (r === QWrite.OVERFLOW_ENTERED) this.irq.firePriq();
     if (r === QWrite.OVERFLOW_ENTERED || r === QWrite.OVERFLOW) {
-      this.autoRespond(rec, off, this.overflowResp, 'overflow');
+      // IHI 0070 §8.1: Success; with a PASID, the response carries it when STE.PPAR = 1
+      // (IDR3.PPS = 0 here); if the STE cannot be checked (invalid, ILLEGAL, out of range,
+      // fetch abort) the response is Failure without PASID.
+      const hi = rec[off + 1];
+      const pv = (hi & 0x80000000) !== 0;
+      let resp = this.overflowResp;
+      let ssv = false;
+      if (pv && this.steppar !== null) {
+        const ppar = this.steppar(rec[off] >>> 0);
+        if (ppar === null) resp = PriResp.RESPONSE_FAILURE;
+        else ssv = ppar;
+      }
+      this.autoRespond(rec, off, resp, ssv, 'overflow');
       return 'overflow';
     }
-    if (r === QWrite.ABORT) {
-      this.autoRespond(rec, off, PriResp.DENY, 'aborted');
+    // IHI 0070 §8.2: effective PRIQEN = 0, an active PRIQ_ABT_ERR or a synchronous write abort:
+    // automatic response with ResponseCode 0b1111 (Response Failure = CMD_PRI_RESP Resp 0b00),
+    // no PASID.
+    if (r === QWrite.ABORT || r === QWrite.ABORT_ACTIVE) {
+      this.autoRespond(rec, off, PriResp.DENY, false, 'aborted');
       return 'aborted';
     }
     if (!this.supported) this.stats.disabledDrops++;
-    this.autoRespond(rec, off, PriResp.DENY, 'disabled');
+    this.autoRespond(rec, off, PriResp.DENY, false, 'disabled');
     return 'disabled';
   }
 
-  private autoRespond(rec: Uint32Array, off: number, resp: number, reason: PriAutoReason): void {
+  /** Answers a dropped request itself (Last = 1 and not a stop marker only). */
+  respondFailure(rec: Uint32Array, off: number, reason: PriAutoReason): void {
+    this.autoRespond(rec, off, PriResp.DENY, false, reason);
+  }
+
+  private autoRespond(rec: Uint32Array, off: number, resp: number, ssv: boolean, reason: PriAutoReason): void {
     const hi = rec[off + 1];
     const last = (hi & (1 << 30)) !== 0; // dword0 bit 62
     if (!last) return;
     const pv = (hi & 0x80000000) !== 0; // bit 63
     const rw = (hi & (3 << 28)) !== 0; // Read (60) / Write (61)
-    if (pv && !rw) return; // stop marker: no response expected (§12 #7)
+    if (pv && !rw) return; // stop marker: no response (IHI 0070 §8.1, §8.2)
     this.priStats.autoResponses++;
-    this.onAutoResponse?.(rec[off] >>> 0, pv, hi & 0xfffff, rec[off + 2] & 0x1ff, resp, reason);
+    this.onAutoResponse?.(rec[off] >>> 0, ssv, ssv ? hi & 0xfffff : 0, rec[off + 2] & 0x1ff, resp, reason);
   }
+
+  /**
+   * STE.PPAR of a StreamID for overflow auto-responses (set by the pipeline): true / false, or
+   * null when the STE cannot be checked (SMMUEN = 0, out of range, fetch abort, invalid, ILLEGAL).
+   * Without a hook, overflow responses to PASID requests carry no PASID.
+   */
+  steppar: ((sid: number) => boolean | null) | null = null;
 
   override reset(): void {
     super.reset();

@@ -34,7 +34,7 @@
  */
 import { type DevicePageRequest, type IommuHardware, type PageResponse } from '@iommulab/driver-api';
 import type { HardwareContext, RegisterFile } from '@iommulab/runtime';
-import { CERROR_ATC_INV_SYNC, CERROR_NONE, CFGI_RANGE_ALL, CR0_ATSCHK, CR0_SMMUEN, CmdOp, SteConfig } from '../codec/index.js';
+import { CERROR_ATC_INV_SYNC, CERROR_NONE, CFGI_RANGE_ALL, CR0_ATSCHK, CR0_SMMUEN, CmdOp } from '../codec/index.js';
 import { DRIVER_OPTION_NAMES, MODEL_OPTION_NAMES } from '../option-names.js';
 import type { CmdqEntry } from './cmdq-entry.js';
 import type { CommandTarget } from './command-queue.js';
@@ -90,16 +90,25 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
     const responses = (this.pageResponses = new PageResponseLog(optInt(o, 'pageResponseLog', 4096, 1, 1 << 20)));
     this.control = new SmmuControl(ctx.mem, ctx.regs, features, {
       target: this,
-      onCr0: (_prev, next) => {
+      onCr0: (prev, next) => {
         const en = (next & CR0_SMMUEN) !== 0;
         if (en !== this.enabled) this.utlb.flush();
+        // IHI 0070 §6.3.9.6: completing SMMUEN 1 → 0 marks every stalled transaction to be
+        // terminated with an abort (their STAGs become free); pending stall records are dropped.
+        if ((prev & CR0_SMMUEN) !== 0 && !en) this.terminateAllStalls();
         this.enabled = en;
         this.atsChk = (next & CR0_ATSCHK) !== 0;
       },
       onPriAutoResponse: (sid, ssv, ssid, prgi, resp) => responses.add(sid, ssv ? ssid : -1, prgi, priRespCode(resp), true),
     });
     this.evtq = this.control.evtq;
+    this.control.evtq.stallLive = (sid, stag) => this.stalls.isStalled(sid, stag);
     const priq = this.control.priq;
+    priq.steppar = (sid) => {
+      if (!this.enabled) return null;
+      const c = this.resolveStream(sid);
+      return c === null ? null : c.ppar;
+    };
     this.pri = new PriUnit((rec) => priq.push(rec), responses);
     this.reset();
   }
@@ -229,14 +238,20 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
         tlb.invalidateNsnhAll();
         break;
       case CmdOp.ATC_INV:
+        // IHI 0070 §4.5.1 / §6.3.9.6: IGNORED while SMMUEN = 0 (the ATS interface is not operational).
+        if (!this.enabled) break;
         this.atc.invalidate(e.sid, e.ssv, e.ssid, e.global, e.addr, e.atcSize);
         if (this.atcTimeoutSids.has(e.sid)) this.atcInvFailed = true;
         break;
       case CmdOp.PRI_RESP:
+        // IHI 0070 §4.5.2 / §6.3.9.6: IGNORED while SMMUEN = 0.
+        if (!this.enabled) break;
         this.pageResponses.add(e.sid, e.ssv ? e.ssid : -1, e.prgi, priRespCode(e.resp), false);
         break;
       case CmdOp.RESUME:
-        this.stalls.resume(e.sid, e.stag, e.action);
+        // IHI 0070 §4.7.1: Ac = bit 12 (1 retry, Ab IGNORED), Ab = bit 13 (terminate: 0 RAZ/WI,
+        // 1 abort); with IDR0.TERM_MODEL = 1 Ab is IGNORED and a terminate always aborts.
+        this.stalls.resume(e.sid, e.stag, this.features.termModel === 1 && (e.action & 1) === 0 ? 2 : e.action);
         break;
       case CmdOp.STALL_TERM:
         this.stalls.terminateSid(e.sid);
@@ -268,20 +283,17 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
   // ------------------------------------------------------------------------------ PRI
 
   /**
-   * Device port for PCIe PRI (§6, §12 #5–#7): records a page request in the PRI queue. Returns
-   * false when it was not recorded (no PRI, SMMUEN = 0, stream not allowed to use PRI — then a
-   * Last request is answered Invalid Request —, queue disabled / full / aborting — then the queue
-   * answers a Last request itself). Never throws.
+   * Device port for PCIe PRI (IHI 0070 chapter 8): records a page request in the PRI queue,
+   * whatever the stream's STE (§8.2). Returns false when it was not recorded (no PRI; SMMUEN = 0,
+   * queue disabled / full / in overflow / aborting — then a Last request is answered
+   * automatically, §8.1 / §8.2). Never throws.
    */
   pageRequest(req: DevicePageRequest): boolean {
     if (!this.features.pri || req === null || typeof req !== 'object') return false;
     const sid = req.rid;
-    let ok = false;
-    if (this.enabled && typeof sid === 'number' && sid >>> 0 === sid) {
-      const c = this.resolveStream(sid);
-      ok = c !== null && c.config !== SteConfig.ABORT && c.config !== SteConfig.BYPASS && c.eats !== 0;
-    }
-    return this.pri.request(req, ok);
+    if (typeof sid !== 'number' || sid >>> 0 !== sid) return false;
+    // IHI 0070 §8.2: not affected by ATSCHK / STE.EATS; SMMUEN = 0 makes the effective PRIQEN 0.
+    return this.pri.request(req, this.enabled);
   }
 
   /** Returns (and forgets) the page responses delivered to devices, oldest first. */

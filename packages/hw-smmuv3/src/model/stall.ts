@@ -10,6 +10,8 @@
  * - CMD_STALL_TERM(SID): every stalled transaction of the SID is terminated.
  * Each resolution is logged for the device side ({@link StallTable.take}).
  *
+ * - SMMUEN 1 → 0: every stalled transaction is terminated with an abort (IHI 0070 §6.3.9.6).
+ * With IDR0.TERM_MODEL = 1 a terminate always aborts (§4.7.1; applied by the command side).
  * At most `capacity` (IDR5.STALL_MAX) transactions are parked; beyond that the fault is not
  * stalled (the caller terminates it).
  */
@@ -151,6 +153,23 @@ export class StallTable {
     for (let i = 0; i < this.capacity; i++) {
       if (this.used[i] === 1 && this.sid[i] === sid) {
         this.resolve(i, 'terminate');
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** True while (sid, stag) is an outstanding stall. */
+  isStalled(sid: number, stag: number): boolean {
+    return this.inUse(sid, stag);
+  }
+
+  /** SMMUEN 1 → 0 (IHI 0070 §6.3.9.6): every stall is terminated with an abort; returns how many. */
+  abortAll(): number {
+    let n = 0;
+    for (let i = 0; i < this.capacity; i++) {
+      if (this.used[i] === 1) {
+        this.resolve(i, 'abort');
         n++;
       }
     }

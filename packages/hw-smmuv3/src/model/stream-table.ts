@@ -6,8 +6,8 @@
  * with bits above PhysMem's size, up to 52 bits) is F_STE_FETCH with FetchAddr = that address.
  *
  * Model choices:
- * - The base is used as written (bits [51:6]); a base not aligned to the table size is not
- *   masked down (the table simply starts there).
+ * - The base (bits [51:6]) is aligned down to the table size as IHI 0070 §6.3.24 requires
+ *   (linear 2^(LOG2SIZE+6) bytes; 2-level max(64 B, L1 table size), from the literal LOG2SIZE).
  * - Effective StreamID range = 2^min(LOG2SIZE, IDR1.SIDSIZE).
  * - STRTAB_BASE_CFG.FMT = 2-level without IDR0.ST_LEVEL, or a reserved FMT (2, 3): no StreamID is
  *   valid (C_BAD_STREAMID for all).
@@ -59,12 +59,17 @@ export class StreamTable {
    * @param base - STRTAB_BASE.ADDR [51:6] as an address
    */
   configure(base: number, log2size: number, split: number, fmt: number): void {
-    this.base = base;
     this.log2size = log2size;
     this.split = split;
     this.fmt = fmt;
     const bits = Math.min(this.log2size, this.sidBits);
     this.twoLevel = this.fmt === STRTAB_FMT_2LVL;
+    // IHI 0070 §6.3.24 STRTAB_BASE.ADDR: the effective base is aligned to the table size, from the
+    // literal LOG2SIZE (not limited by SIDSIZE): linear ADDR[LOG2SIZE + 5:0] = 0; 2-level
+    // ADDR[MAX(5, LOG2SIZE − SPLIT − 1 + 3):0] = 0.
+    const alignLog2 = this.twoLevel ? Math.max(5, log2size - split + 2) + 1 : log2size + 6;
+    const align = 2 ** alignLog2;
+    this.base = base - (base % align);
     const usable = this.fmt === STRTAB_FMT_LINEAR || (this.twoLevel && this.st2lvl);
     this.sidLimit = usable ? 2 ** bits : 0;
   }

@@ -26,8 +26,10 @@
  * translation fault with CD.S = 1 (STE.S1STALLD = 0) or a stage-2 one with STE.S2S = 1 (with
  * STALL_MODEL = forced: every such fault, model choice) is recorded with Stall = 1 and a fresh
  * STAG whatever R / S2R say, and parked (stall.ts): the device gets FaultReason.PAGE_REQUEST and
- * retries after CMD_RESUME(RETRY). If the stall table is full or the record cannot be written
- * (EVTQ disabled or full), the fault is not stalled but terminated (recorded per R / S2R).
+ * retries after CMD_RESUME(RETRY). If the stall table is full the fault is not stalled but
+ * terminated (recorded per R / S2R). A stall record that finds the event queue not writable
+ * (disabled, full, EVENTQ_ABT_ERR active) is held and written when the queue next is; the
+ * transaction stays stalled (IHI 0070 §3.5.3, §7.2.1, §7.4).
  * Stage-2 faults while fetching a CD are never stalled. ATS translation requests never stall and
  * do not record translation faults (the ATS completion reports the failure).
  *
@@ -71,6 +73,13 @@ const UTLB_MASK = UTLB_ENTRIES - 1;
 export interface EventSink {
   /** Writes one 8-word record; false when it was dropped (queue disabled, full or aborted). */
   push(rec: Uint32Array): boolean;
+  /**
+   * Writes a stall record (Stall = 1), holding it until the queue is writable when it is not
+   * (IHI 0070 §7.2.1); false when not written now. Without it, stall records go through `push`.
+   */
+  pushStall?(rec: Uint32Array): boolean;
+  /** Forgets held-back stall records. */
+  dropPendingStalls?(): void;
 }
 
 /** Options of the pipeline beyond the features. */
@@ -603,17 +612,22 @@ export class TranslationPipeline implements CdIpaTranslator {
           rec.begin(evt, this.curSid, this.curSsid).translation(stag, true, priv, ind, rnw, r.s2, r.cls, r.ttrnw, req.iova);
           if (r.s2) rec.ipa(r.ipa);
           this.pstats.events++;
-          if (this.evtq.push(rec.w)) {
-            out.ok = false;
-            out.pa = 0;
-            out.fault = FaultReason.PAGE_REQUEST;
-            out.faultDetail = evt;
-            return out;
+          const q = this.evtq;
+          if (q.pushStall !== undefined) {
+            // IHI 0070 §7.2.1 / §7.4: a stall record is not discarded when the queue is not
+            // writable; it is written when the queue next is, and the transaction stays stalled.
+            q.pushStall(rec.w);
+          } else if (!q.push(rec.w)) {
+            // A sink without stall support: software cannot see this stall, terminate instead.
+            this.pstats.eventsDropped++;
+            this.stalls.cancel(this.curSid, stag);
+            return this.terminate(out, status(evt, reason));
           }
-          // Software cannot see this stall: terminate instead.
-          this.pstats.eventsDropped++;
-          this.stalls.cancel(this.curSid, stag);
-          return this.terminate(out, status(evt, reason));
+          out.ok = false;
+          out.pa = 0;
+          out.fault = FaultReason.PAGE_REQUEST;
+          out.faultDetail = evt;
+          return out;
         }
       }
     }
@@ -718,6 +732,15 @@ export class TranslationPipeline implements CdIpaTranslator {
   }
 
   // ------------------------------------------------------------------------------ state
+
+  /**
+   * SMMUEN 1 → 0 (IHI 0070 §6.3.9.6): every stalled transaction is terminated with an abort and
+   * held-back stall records are dropped. @returns how many stalls were terminated
+   */
+  protected terminateAllStalls(): number {
+    this.evtq.dropPendingStalls?.();
+    return this.stalls.abortAll();
+  }
 
   /** Drops every cached structure, translation, stall and ATC entry (reset). */
   protected resetPipeline(): void {

@@ -69,9 +69,9 @@ export class HostRig {
 
   private async bringUp(): Promise<void> {
     const regs = this.host.regs;
-    this.strtab = this.mem.allocFrames(4); // 256 STEs
+    this.strtab = this.mem.allocFrames(4, 4); // 256 STEs, aligned to the table size (IHI 0070 §6.3.24)
     this.cmdq = this.mem.allocFrame();
-    this.evtq = this.mem.allocFrames(2);
+    this.evtq = this.mem.allocFrames(2, 2); // 2^Q × 32 B = 8 KiB, aligned to its size (IHI 0070 §6.3.29)
     await this.cr0(0);
     regs.write32(SMMU_CR2, CR2_PTM | CR2_RECINVSID);
     regs.write64(SMMU_STRTAB_BASE, this.strtab);
