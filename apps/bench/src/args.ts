@@ -25,8 +25,13 @@ export type PageSizeChoice = number | 'smallest' | 'largest';
 
 /** A fully resolved run configuration (plain data: it is recorded in the JSON result). */
 export interface BenchConfig {
-  /** Backend as given on the command line (shorthand name or module specifier). */
+  /**
+   * The backend of this run, as given on the command line (shorthand name or module specifier):
+   * the first of {@link BenchConfig.backends} after parsing; the CLI runs each in turn.
+   */
   readonly backend: string;
+  /** Every backend to run, in order, without duplicates (`--backend a,b`). */
+  readonly backends: readonly string[];
   /** Number of IOMMU instances. */
   readonly instances: number;
   /** Patterns to run, in order, without duplicates. */
@@ -66,8 +71,13 @@ export class ArgsError extends Error {
   }
 }
 
-/** Default translations per pattern per instance (sized for a ~10-20 s default run on 2 cores). */
-export const DEFAULT_TRANSLATIONS = 50_000_000;
+/**
+ * Default translations per pattern per instance: sized so that the default run (both default
+ * backends, one after the other) takes about 25 s on 2 cores.
+ */
+export const DEFAULT_TRANSLATIONS = 20_000_000;
+/** Default `--backend`: the mock and the Arm SMMUv3, run one after the other and compared. */
+export const DEFAULT_BACKENDS: readonly string[] = ['mock', 'smmuv3'];
 /** Default `--page-size`. */
 export const DEFAULT_PAGE_SIZE: PageSizeChoice = 'smallest';
 /** Default `--seq-step`, bytes: a typical DMA burst (8 accesses per 2 KiB IO page). */
@@ -102,18 +112,22 @@ export const USAGE = `Usage: iommulab-bench [options]
 
 Starts N IOMMU instances of a backend, each in its own worker, maps memory through each, drives
 DMA traffic (sequential, random, strided), invalidates a slice, measures the cross-thread device
-port, and prints a table per instance and in total.
+port, and prints a table per instance and in total. With several backends it runs them one after
+the other and ends with a table that compares them.
 
 Options:
-  --backend <name|specifier>  backend: a shorthand (mock -> @iommulab/hw-mock, then
-                              iommulab-backend-mock) or a module specifier / file URL (default: mock)
+  --backend <list>            comma list of backends, run one after the other and compared
+                              side by side; each a shorthand (smmuv3 -> @iommulab/hw-smmuv3,
+                              then iommulab-backend-smmuv3) or a module specifier / file URL
+                              (default: ${DEFAULT_BACKENDS.join(',')})
   --instances <N>             number of instances (default: os.availableParallelism())
   --patterns <list>           comma list of seq,random,strided (default: all three)
   --translations <N>          translations per pattern per instance (default: ${DEFAULT_TRANSLATIONS})
   --map-mb <N>                MiB of IOVA mapped per instance (default: ${DEFAULT_MAP_MB})
   --page-size <size>          IO page size of the map phase: bytes (2048, 2k, 1m) or smallest or
-                              largest; must be one of the backend's page sizes; alignment may
-                              still force smaller pages at the edges (default: ${DEFAULT_PAGE_SIZE})
+                              largest (the largest that fits in --map-mb); must be one of every
+                              backend's page sizes; alignment may still force smaller pages at
+                              the edges (default: ${DEFAULT_PAGE_SIZE})
   --iotlb-entries <N>         IOTLB entries, a power of two up to ${MAX_IOTLB_ENTRIES}, passed to the
                               backend as options.iotlbEntries (default: the backend's own)
   --seq-step <bytes>          bytes between sequential accesses (default: ${DEFAULT_SEQ_STEP}); random
@@ -122,6 +136,7 @@ Options:
   --runner <host|pool>        host: an InstanceHost per instance driven from the main thread;
                               pool: one piscina job per instance (default: host)
   --short                     CI smoke preset: 2 instances, ${SHORT_PRESET.translations} translations, ${SHORT_PRESET.mapMb} MiB
+                              per backend
   --json [file]               write the JSON result (default file: ${DEFAULT_JSON_FILE})
   -h, --help                  show this text
 
@@ -187,18 +202,55 @@ export function parsePageSize(text: string): PageSizeChoice {
  * @param choice - `--page-size` as parsed
  * @param pageSizes - the backend's (or domain's) page sizes, any order
  * @param backend - the backend's name, for the message
- * @throws ArgsError when `choice` is a size the backend does not have (naming the allowed sizes)
+ * @param mapBytes - bytes mapped per instance, when known: `largest` is then the largest page size
+ *   not bigger than the mapping (the SMMUv3's 1 GiB pages do not fit in 32 MiB), and a size bigger
+ *   than the mapping is refused
+ * @throws ArgsError when `choice` is a size the backend does not have (naming the allowed sizes),
+ *   or is bigger than `mapBytes`
  */
-export function resolvePageSize(choice: PageSizeChoice, pageSizes: readonly number[], backend = 'the backend'): number {
+export function resolvePageSize(
+  choice: PageSizeChoice,
+  pageSizes: readonly number[],
+  backend = 'the backend',
+  mapBytes?: number,
+): number {
   const sizes = [...pageSizes].sort((a, b) => a - b);
   if (sizes.length === 0) throw new ArgsError(`${backend} declares no page sizes`);
   if (choice === 'smallest') return sizes[0];
-  if (choice === 'largest') return sizes[sizes.length - 1];
-  if (sizes.includes(choice)) return choice;
+  if (choice === 'largest') {
+    const fitting = mapBytes === undefined ? sizes : sizes.filter((s) => s <= mapBytes);
+    return fitting.length > 0 ? fitting[fitting.length - 1] : sizes[0];
+  }
+  if (sizes.includes(choice)) {
+    if (mapBytes !== undefined && choice > mapBytes) {
+      throw new ArgsError(
+        `--page-size ${choice} (${formatBytes(choice)}) is larger than the ${formatBytes(mapBytes)} mapped per instance (--map-mb)`,
+      );
+    }
+    return choice;
+  }
   const allowed = sizes.map((s) => `${s} (${formatBytes(s)})`).join(', ');
   throw new ArgsError(
     `--page-size ${choice} (${formatBytes(choice)}) is not a page size of ${backend}; allowed: ${allowed}, smallest, largest`,
   );
+}
+
+/**
+ * Parses a `--backend` list: comma-separated names or specifiers, in order.
+ *
+ * @throws ArgsError for an empty entry or a backend listed twice
+ */
+export function parseBackends(text: string): string[] {
+  const names = text.split(',').map((s) => s.trim());
+  if (names.some((n) => n.length === 0)) {
+    throw new ArgsError(`--backend must be a backend or a comma list of backends, got '${text}'`);
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    if (out.includes(n)) throw new ArgsError(`--backend: '${n}' is listed twice`);
+    out.push(n);
+  }
+  return out;
 }
 
 function intOption(name: string, text: string, min: number, max: number): number {
@@ -376,7 +428,7 @@ export function parseArgs(
   if (runner === 'pool' && raw.mode !== undefined && mode !== 'in-thread') {
     throw new ArgsError('--runner pool builds each instance in-thread inside its pool thread; drop --mode worker');
   }
-  const backend = raw.backend ?? 'mock';
+  const backends = raw.backend !== undefined ? parseBackends(raw.backend) : [...DEFAULT_BACKENDS];
   const totalMb = instances * mapMb;
   if (runner === 'host' && totalMb > 3072) {
     throw new ArgsError(
@@ -386,7 +438,8 @@ export function parseArgs(
   return {
     kind: 'run',
     config: {
-      backend,
+      backend: backends[0],
+      backends,
       instances,
       patterns,
       translations,

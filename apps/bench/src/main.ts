@@ -1,15 +1,17 @@
 /**
- * The CLI's body, separate from the bin so tests can call it: parse, resolve the backend, run,
- * print the tables and write the JSON. Returns the exit code (0 ok, 1 run failure, 2 usage error).
+ * The CLI's body, separate from the bin so tests can call it: parse, resolve the backends, run
+ * each in turn (printing its tables as it finishes), compare them, and write the JSON. Returns
+ * the exit code (0 ok, 1 run failure, 2 usage error).
  */
 import { resolve as resolvePath } from 'node:path';
 import { loadBackend } from '@iommulab/driver-api';
 import { ArgsError, USAGE, parseArgs, resolvePageSize } from './args.js';
+import { physMemBytes } from './mem-size.js';
 import { createProgress, isLiveTerminal } from './progress.js';
-import type { BenchReport } from './report-json.js';
-import { writeReport } from './report-json.js';
-import { formatReport } from './report-table.js';
-import { BackendNotFoundError, resolveBackend } from './resolve-backend.js';
+import type { BenchReport, ComparisonReport } from './report-json.js';
+import { buildComparison, environmentInfo, writeReport } from './report-json.js';
+import { formatComparison, formatReport } from './report-table.js';
+import { BackendNotFoundError, resolveBackend, type ResolvedBackend } from './resolve-backend.js';
 import { runHost } from './runner-host.js';
 import { runPool } from './runner-pool.js';
 
@@ -57,47 +59,81 @@ export async function main(argv: readonly string[], io: CliIo = process): Promis
     return 0;
   }
   const config = parsed.config;
-  let backend;
-  try {
-    backend = resolveBackend(config.backend);
-  } catch (e) {
-    if (e instanceof BackendNotFoundError) {
-      io.stderr.write(`iommulab-bench: --backend: ${e.message}\n`);
-      return 2;
+  const backends: ResolvedBackend[] = [];
+  for (const name of config.backends) {
+    try {
+      backends.push(resolveBackend(name));
+    } catch (e) {
+      if (e instanceof BackendNotFoundError) {
+        io.stderr.write(`iommulab-bench: --backend: ${e.message}\n`);
+        return 2;
+      }
+      throw e;
     }
-    throw e;
   }
-  // --page-size must be one of the backend's page sizes: a usage error (exit 2), checked before
-  // any instance starts. (The runners resolve it again against each domain.)
-  try {
-    const plugin = await loadBackend(backend.url);
-    resolvePageSize(config.pageSize, plugin.capabilities.pageSizes, `backend ${plugin.id}`);
-  } catch (e) {
-    if (e instanceof ArgsError) {
-      io.stderr.write(`iommulab-bench: ${e.message}\n`);
-      return e.exitCode;
+  // --page-size must be one of every backend's page sizes, and the mappings must fit in PhysMem:
+  // usage errors (exit 2), checked before any instance starts. (The runners resolve the page size
+  // again against each domain.)
+  for (const backend of backends) {
+    try {
+      const plugin = await loadBackend(backend.url);
+      const pageSizes = plugin.capabilities.pageSizes;
+      resolvePageSize(config.pageSize, pageSizes, `backend ${plugin.id}`, config.mapBytes);
+      try {
+        // The host runner shares one PhysMem between the instances; a pool job has its own.
+        physMemBytes(config.runner === 'pool' ? 1 : config.instances, config.mapBytes, pageSizes);
+      } catch (e) {
+        if (e instanceof RangeError) throw new ArgsError(`backend ${plugin.id}: ${e.message}`);
+        throw e;
+      }
+    } catch (e) {
+      if (e instanceof ArgsError) {
+        io.stderr.write(`iommulab-bench: ${e.message}\n`);
+        return e.exitCode;
+      }
+      const msg = e instanceof Error ? (e.stack ?? e.message) : String(e);
+      io.stderr.write(`iommulab-bench: the run failed: cannot load ${backend.url}: ${msg}\n`);
+      return 1;
     }
-    const msg = e instanceof Error ? (e.stack ?? e.message) : String(e);
-    io.stderr.write(`iommulab-bench: the run failed: cannot load ${backend.url}: ${msg}\n`);
-    return 1;
   }
+  const t0 = performance.now();
+  const environment = environmentInfo();
   const live = isLiveTerminal(io.stdout);
-  const progress = createProgress(io.stdout);
-  let report: BenchReport;
-  try {
-    report = config.runner === 'pool' ? await runPool(config, backend, progress) : await runHost(config, backend, progress);
-  } catch (e) {
+  const reports: BenchReport[] = [];
+  for (const backend of backends) {
+    const runConfig = { ...config, backend: backend.name };
+    const progress = createProgress(io.stdout);
+    let report: BenchReport;
+    try {
+      report =
+        runConfig.runner === 'pool'
+          ? await runPool(runConfig, backend, progress)
+          : await runHost(runConfig, backend, progress);
+    } catch (e) {
+      progress.stop();
+      const msg = e instanceof Error ? (e.stack ?? e.message) : String(e);
+      io.stderr.write(`iommulab-bench: the run failed (${backend.name}): ${msg}\n`);
+      return 1;
+    }
     progress.stop();
-    const msg = e instanceof Error ? (e.stack ?? e.message) : String(e);
-    io.stderr.write(`iommulab-bench: the run failed: ${msg}\n`);
-    return 1;
+    io.stdout.write(`\n${formatReport(report, { color: live })}`);
+    for (const w of reportWarnings(report)) io.stdout.write(`warning: ${w}\n`);
+    if (reports.length + 1 < backends.length) io.stdout.write('\n');
+    reports.push(report);
   }
-  progress.stop();
-  io.stdout.write(`\n${formatReport(report, { color: live })}`);
-  for (const w of reportWarnings(report)) io.stdout.write(`warning: ${w}\n`);
+  let doc: BenchReport | ComparisonReport = reports[0];
+  if (reports.length > 1) {
+    doc = buildComparison({
+      backends: config.backends,
+      environment,
+      runs: reports,
+      durationMs: performance.now() - t0,
+    });
+    io.stdout.write(`\n${formatComparison(doc, { color: live })}`);
+  }
   if (config.jsonFile !== null) {
     const file = resolvePath(config.jsonFile);
-    await writeReport(file, report);
+    await writeReport(file, doc);
     io.stdout.write(`JSON result written to ${file}\n`);
   }
   return 0;

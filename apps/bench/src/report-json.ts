@@ -232,7 +232,44 @@ export function portRate(instances: readonly InstanceRecord[]): number {
   return ms > 0 ? (n * 1000) / ms : 0;
 }
 
+/**
+ * The JSON of a run over several backends (`--backend a,b`, and the default run): every backend's
+ * own {@link BenchReport}, in the order run. A run over one backend writes that backend's
+ * BenchReport alone.
+ */
+export interface ComparisonReport {
+  readonly schemaVersion: typeof SCHEMA_VERSION;
+  /** Marks the multi-backend document (a single-backend BenchReport has no `kind`). */
+  readonly kind: 'comparison';
+  readonly tool: { readonly name: string; readonly version: string };
+  readonly environment: EnvironmentInfo;
+  /** `--backend` as given, split. */
+  readonly backends: readonly string[];
+  /** One report per backend, in the order run (one after the other, never at once). */
+  readonly runs: readonly BenchReport[];
+  /** Wall time of the whole run, ms. */
+  readonly durationMs: number;
+}
+
+/** Builds the multi-backend document from the per-backend reports. */
+export function buildComparison(args: {
+  readonly backends: readonly string[];
+  readonly environment: EnvironmentInfo;
+  readonly runs: readonly BenchReport[];
+  readonly durationMs: number;
+}): ComparisonReport {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    kind: 'comparison',
+    tool: { ...TOOL },
+    environment: args.environment,
+    backends: [...args.backends],
+    runs: args.runs,
+    durationMs: args.durationMs,
+  };
+}
+
 /** Writes the report as pretty JSON (with a trailing newline). */
-export async function writeReport(file: string, report: BenchReport): Promise<void> {
+export async function writeReport(file: string, report: BenchReport | ComparisonReport): Promise<void> {
   await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
 }

@@ -3,7 +3,9 @@
  * pattern, and the map / invalidation timings. Pure functions of the report (exact strings).
  */
 import pc from 'picocolors';
-import type { BenchReport } from './report-json.js';
+import type { Counters } from './counters.js';
+import { stepsPerWalk, sumCounters } from './counters.js';
+import type { BenchReport, ComparisonReport } from './report-json.js';
 import { formatBytes, formatCount, formatMs, formatPercent, formatSi } from './format.js';
 
 /** Rendering options. */
@@ -139,6 +141,131 @@ export function mapTable(report: BenchReport, opts: TableOptions = {}): string {
   return renderTable(MAP_COLUMNS, rows, footer, opts);
 }
 
+/** Column titles of {@link detailTable}. */
+export const DETAIL_COLUMNS = [
+  'phase',
+  'translations',
+  'uTLB hits',
+  'main TLB hits',
+  'TLB misses',
+  'walks',
+  'steps/walk',
+  'invals',
+  'commands',
+  'syncs',
+  'events',
+] as const;
+
+/** Whether any counter of the report carries backend detail (see `DetailCounters`). */
+export function hasDetail(report: BenchReport): boolean {
+  return report.totals.counters.detail !== undefined;
+}
+
+const optCount = (v: number | undefined): string => (v === undefined ? '-' : formatCount(v));
+
+/**
+ * The backend's own costs per phase over all instances: where IOTLB hits came from (micro-TLB or
+ * main TLB), walks and descriptor fetches per walk, invalidation commands and syncs consumed,
+ * event records written. A cell the backend does not report is `-`. Returns null when the
+ * backend reports none of them.
+ */
+export function detailTable(report: BenchReport, opts: TableOptions = {}): string | null {
+  if (!hasDetail(report)) return null;
+  const row = (name: string, c: Counters): string[] => {
+    const spw = stepsPerWalk(c);
+    return [
+      name,
+      formatCount(c.translations),
+      optCount(c.detail?.utlbHits),
+      optCount(c.detail?.mainTlbHits),
+      formatCount(c.iotlbMisses),
+      formatCount(c.walks),
+      spw === null ? '-' : spw.toFixed(2),
+      formatCount(c.invalidations),
+      optCount(c.detail?.commands),
+      optCount(c.detail?.syncs),
+      optCount(c.detail?.events),
+    ];
+  };
+  const rows = report.patterns.map((p) => row(p.pattern, p.counters));
+  const n = report.instances.length;
+  const inv = report.instances.map((i) => i.invalidation.counters);
+  const invRow = row(`invalidate x${n}`, sumCounters(inv));
+  return renderTable(DETAIL_COLUMNS, [...rows, invRow], row('total', report.totals.counters), opts);
+}
+
+/** Column titles of {@link comparisonTable} around the per-pattern rate columns. */
+export const COMPARISON_COLUMNS = {
+  head: ['backend', 'IO page', 'IOTLB hit', 'walks', 'steps/walk'],
+  tail: ['trans/s', 'vs first', 'map pages/s', 'unmap+sync', 'cmds/inval', 'port trans/s'],
+} as const;
+
+/**
+ * One row per backend of a comparison run: IO page size, hit rate, walks and their length,
+ * translations/s per pattern and in total (and relative to the first backend), map rate, mean
+ * unmap + sync time and commands per invalidation, device-port rate.
+ */
+export function comparisonTable(comparison: ComparisonReport, opts: TableOptions = {}): string {
+  const runs = comparison.runs;
+  const patterns = runs[0]?.config.patterns ?? [];
+  const header = [...COMPARISON_COLUMNS.head, ...patterns.map((p) => `${p}/s`), ...COMPARISON_COLUMNS.tail];
+  const first = runs[0]?.totals.translationsPerSec ?? 0;
+  const rows = runs.map((r) => {
+    const t = r.totals;
+    const spw = stepsPerWalk(t.counters);
+    const n = Math.max(1, r.instances.length);
+    const pages = r.instances.reduce((s, i) => s + i.map.pages, 0);
+    const mapMs = r.instances.reduce((s, i) => s + i.map.mapMs, 0);
+    const unmapMs = r.instances.reduce((s, i) => s + i.invalidation.unmapMs, 0) / n;
+    const cmds = r.instances.reduce<number | null>((s, i) => {
+      const c = i.invalidation.counters.detail?.commands;
+      return s === null || c === undefined ? null : s + c;
+    }, 0);
+    return [
+      r.config.backend.id,
+      r.config.ioPageSize === null ? '-' : formatBytes(r.config.ioPageSize),
+      formatPercent(t.hitRate),
+      formatCount(t.counters.walks),
+      spw === null ? '-' : spw.toFixed(2),
+      ...patterns.map((p) => {
+        const pt = r.patterns.find((x) => x.pattern === p);
+        return pt === undefined ? '-' : formatSi(pt.translationsPerSec);
+      }),
+      formatSi(t.translationsPerSec),
+      first > 0 ? `${(t.translationsPerSec / first).toFixed(2)}x` : '-',
+      formatSi(mapMs > 0 ? (pages * 1000) / mapMs : 0),
+      formatMs(unmapMs),
+      cmds === null || r.instances.length === 0 ? '-' : (cmds / r.instances.length).toFixed(1),
+      formatSi(t.portTranslationsPerSec),
+    ];
+  });
+  return renderTable(header, rows, null, opts);
+}
+
+/** The one-line description of a comparison run. */
+export function comparisonSummaryLine(comparison: ComparisonReport): string {
+  const names = comparison.runs.map((r) => r.config.backend.id).join(', ');
+  const c = comparison.runs[0]?.config;
+  const shape =
+    c === undefined
+      ? ''
+      : ` ${c.instances} instance${c.instances === 1 ? '' : 's'} each (${c.mode}, ${c.runner} runner), ` +
+        `${formatBytes(c.mapBytes)} mapped each, ${formatCount(c.translationsPerPattern)} translations per pattern,`;
+  return `iommulab-bench: ${comparison.runs.length} backends (${names}),${shape} ${formatMs(comparison.durationMs)}`;
+}
+
+/** The comparison block printed after the per-backend reports. */
+export function formatComparison(comparison: ComparisonReport, opts: TableOptions = {}): string {
+  const title = (s: string): string => (opts.color === true ? pc.cyan(s) : s);
+  return [
+    comparisonSummaryLine(comparison),
+    '',
+    title('Backends side by side (totals over all instances)'),
+    comparisonTable(comparison, opts),
+    '',
+  ].join('\n');
+}
+
 /** The one-line description of the run above the tables. */
 export function summaryLine(report: BenchReport): string {
   const c = report.config;
@@ -156,7 +283,7 @@ export function summaryLine(report: BenchReport): string {
 /** The full text report: summary line, translation table, pattern table, map/invalidation table. */
 export function formatReport(report: BenchReport, opts: TableOptions = {}): string {
   const title = (s: string): string => (opts.color === true ? pc.cyan(s) : s);
-  return [
+  const lines = [
     summaryLine(report),
     '',
     title('Translations per instance'),
@@ -168,5 +295,8 @@ export function formatReport(report: BenchReport, opts: TableOptions = {}): stri
     title('Map and invalidation'),
     mapTable(report, opts),
     '',
-  ].join('\n');
+  ];
+  const detail = detailTable(report, opts);
+  if (detail !== null) lines.push(title(`Caches, walks, commands and events (${report.config.backend.id}, all instances)`), detail, '');
+  return lines.join('\n');
 }

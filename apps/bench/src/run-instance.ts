@@ -133,7 +133,7 @@ export async function mapInstance(stack: BackendStack, plan: InstancePlan): Prom
   const setupMs = performance.now() - t0;
   const pageSizes = [...domain.pageSizes].sort((a, b) => a - b);
   const minPage = pageSizes[0];
-  const ioPageSize = resolvePageSize(plan.pageSize, pageSizes, `the ${stack.plugin.id} domain`);
+  const ioPageSize = resolvePageSize(plan.pageSize, pageSizes, `the ${stack.plugin.id} domain`, plan.mapBytes);
   const { pa, align } = allocBacking(stack, plan.mapBytes, pageSizes);
   const iova = chooseIovaBase(domain.aperture, stack.driver.reservedRegions(device), plan.mapBytes, align);
   const chunks = planMapping(iova, pa, plan.mapBytes, pageSizesUpTo(pageSizes, ioPageSize));

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   ArgsError,
+  DEFAULT_BACKENDS,
   DEFAULT_PORT_BATCH,
   DEFAULT_PORT_TRANSLATIONS,
   DEFAULT_TRANSLATIONS,
   parseArgs,
+  parseBackends,
   parseBytes,
   parseCount,
   parsePageSize,
@@ -34,6 +36,7 @@ describe('parseArgs', () => {
   it('gives the defaults with no arguments', () => {
     expect(config([], 6)).toEqual({
       backend: 'mock',
+      backends: ['mock', 'smmuv3'],
       instances: 6,
       patterns: ['sequential', 'random', 'strided'],
       translations: DEFAULT_TRANSLATIONS,
@@ -73,6 +76,7 @@ describe('parseArgs', () => {
       ]),
     ).toEqual({
       backend: 'smmuv3',
+      backends: ['smmuv3'],
       instances: 3,
       patterns: ['strided', 'sequential'],
       translations: 2_500_000,
@@ -116,6 +120,15 @@ describe('parseArgs', () => {
     // --short keeps these defaults
     const s = config(['--short']);
     expect([s.pageSize, s.iotlbEntries, s.seqStep]).toEqual(['smallest', null, 256]);
+  });
+
+  it('runs the mock and the SMMUv3 by default, and any comma list of backends in order', () => {
+    expect(DEFAULT_BACKENDS).toEqual(['mock', 'smmuv3']);
+    expect(config(['--short']).backends).toEqual(['mock', 'smmuv3']);
+    const c = config(['--backend', 'smmuv3, mock']);
+    expect([c.backend, c.backends]).toEqual(['smmuv3', ['smmuv3', 'mock']]);
+    expect(config(['--backend=./my-backend.js']).backends).toEqual(['./my-backend.js']);
+    expect(parseBackends('a,b,c')).toEqual(['a', 'b', 'c']);
   });
 
   it('uses the default JSON file for a bare --json, also before another option', () => {
@@ -182,6 +195,9 @@ describe('parseArgs', () => {
       [['--seq-step', 'x'], "--seq-step must be a byte size (e.g. 256, 2k), got 'x'"],
       [['--map-mb', '1', '--seq-step', '2m'], '--seq-step must be between 1 and the mapped 1,048,576 bytes, got 2097152'],
       [['--seq-step', '256', '--seq-step', '512'], '--seq-step was given more than once'],
+      [['--backend', 'mock,,smmuv3'], "--backend must be a backend or a comma list of backends, got 'mock,,smmuv3'"],
+      [['--backend', 'mock,'], "--backend must be a backend or a comma list of backends, got 'mock,'"],
+      [['--backend', 'mock,smmuv3,mock'], "--backend: 'mock' is listed twice"],
     ];
     for (const [argv, message] of cases) {
       const e = error(argv);
@@ -236,6 +252,28 @@ describe('page sizes', () => {
     expect(resolvePageSize('largest', MOCK)).toBe(1024 * 1024);
     expect(resolvePageSize(2048, MOCK)).toBe(2048);
     expect(resolvePageSize(1024 * 1024, MOCK)).toBe(1024 * 1024);
+  });
+  it('resolves largest to the largest page size that fits in the mapping', () => {
+    const SMMU = [4096, 2 * 1024 * 1024, 1024 * 1024 * 1024];
+    expect(resolvePageSize('largest', SMMU)).toBe(1024 * 1024 * 1024);
+    expect(resolvePageSize('largest', SMMU, 'x', 32 * 1024 * 1024)).toBe(2 * 1024 * 1024);
+    expect(resolvePageSize('largest', SMMU, 'x', 1024 * 1024 * 1024)).toBe(1024 * 1024 * 1024);
+    expect(resolvePageSize('largest', SMMU, 'x', 1024 * 1024)).toBe(4096);
+    expect(resolvePageSize('largest', MOCK, 'x', 32 * 1024 * 1024)).toBe(1024 * 1024);
+    expect(resolvePageSize('smallest', SMMU, 'x', 1024 * 1024)).toBe(4096);
+    expect(resolvePageSize(2 * 1024 * 1024, SMMU, 'x', 2 * 1024 * 1024)).toBe(2 * 1024 * 1024);
+  });
+  it('refuses a page size larger than the mapping (exit code 2)', () => {
+    let err: unknown;
+    try {
+      resolvePageSize(1024 ** 3, [4096, 2 * 1024 * 1024, 1024 ** 3], 'backend arm-smmuv3', 32 * 1024 * 1024);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ArgsError);
+    expect((err as ArgsError).message).toBe(
+      '--page-size 1073741824 (1 GiB) is larger than the 32 MiB mapped per instance (--map-mb)',
+    );
   });
   it('names the allowed sizes for a size the backend lacks (exit code 2)', () => {
     let err: unknown;

@@ -1,6 +1,10 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/main.js';
+import type { BenchReport, ComparisonReport } from '../src/report-json.js';
 
 function io() {
   const out: string[] = [];
@@ -34,6 +38,63 @@ describe('main', () => {
       'iommulab-bench: --page-size 4096 (4 KiB) is not a page size of backend mock; allowed: 2048 (2 KiB), 1048576 (1 MiB), smallest, largest\n',
     );
     expect(s.out.join('')).toBe('');
+  });
+
+  it('checks --page-size against every backend of the list', async () => {
+    const s = io();
+    expect(await main(['--page-size', '2k'], s)).toBe(2);
+    expect(s.err.join('')).toBe(
+      'iommulab-bench: --page-size 2048 (2 KiB) is not a page size of backend arm-smmuv3; allowed: 4096 (4 KiB), 2097152 (2 MiB), 1073741824 (1 GiB), smallest, largest\n',
+    );
+    const t = io();
+    expect(await main(['--backend', 'smmuv3', '--page-size', '1g'], t)).toBe(2);
+    expect(t.err.join('')).toBe(
+      'iommulab-bench: --page-size 1073741824 (1 GiB) is larger than the 32 MiB mapped per instance (--map-mb)\n',
+    );
+  });
+
+  it('exits 2 when the mappings do not fit in PhysMem (1 GiB pages need 1 GiB alignment)', async () => {
+    const s = io();
+    const argv = ['--backend', 'smmuv3', '--page-size', 'largest', '--map-mb', '1024', '--instances', '2'];
+    expect(await main(argv, s)).toBe(2);
+    expect(s.err.join('')).toBe(
+      'iommulab-bench: backend arm-smmuv3: 2 instances x 1024 MiB need 4108 MiB of PhysMem; the maximum is 4096 MiB\n',
+    );
+  });
+
+  it('runs every backend of the list and compares them (tables and JSON)', async () => {
+    const s = io();
+    const file = join(mkdtempSync(join(tmpdir(), 'bench-cli-')), 'r.json');
+    const argv = ['--short', '--backend', 'mock,smmuv3', '--instances', '1', '--translations', '2k', '--map-mb', '1'];
+    expect(await main([...argv, '--mode', 'in-thread', '--json', file], s)).toBe(0);
+    const out = s.out.join('');
+    expect(s.err.join('')).toBe('');
+    expect(out).toContain('iommulab-bench: mock 0.1.0, 1 instance (in-thread, host runner), 1 MiB mapped each in 2 KiB pages');
+    expect(out).toContain('iommulab-bench: arm-smmuv3 0.1.0, 1 instance (in-thread, host runner), 1 MiB mapped each in 4 KiB pages');
+    expect(out).toContain('Caches, walks, commands and events (arm-smmuv3, all instances)');
+    expect(out).toMatch(/\niommulab-bench: 2 backends \(mock, arm-smmuv3\), 1 instance each \(in-thread, host runner\), 1 MiB mapped each, 2,000 translations per pattern, /);
+    expect(out).toMatch(/\nbackend +IO page +IOTLB hit +walks +steps\/walk +sequential\/s +random\/s +strided\/s +trans\/s +vs first /);
+    expect(out).toMatch(/\nmock +2 KiB +/);
+    expect(out).toMatch(/\narm-smmuv3 +4 KiB +/);
+    expect(out).not.toContain('warning:');
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as ComparisonReport;
+    expect(doc).toMatchObject({ schemaVersion: 1, kind: 'comparison', backends: ['mock', 'smmuv3'] });
+    expect(doc.runs.map((r: BenchReport) => [r.config.backend.name, r.config.backend.id, r.config.ioPageSize])).toEqual([
+      ['mock', 'mock', 2048],
+      ['smmuv3', 'arm-smmuv3', 4096],
+    ]);
+    expect(doc.runs[1].totals.counters.detail).toMatchObject({ utlbHits: expect.any(Number), walkSteps: expect.any(Number) });
+  });
+
+  it('writes a single-backend report as before (no comparison)', async () => {
+    const s = io();
+    const file = join(mkdtempSync(join(tmpdir(), 'bench-cli-')), 'r.json');
+    const argv = ['--short', '--backend', 'mock', '--instances', '1', '--translations', '1k', '--map-mb', '1'];
+    expect(await main([...argv, '--mode', 'in-thread', '--json', file], s)).toBe(0);
+    expect(s.out.join('')).not.toContain('backends (');
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as BenchReport & { kind?: string };
+    expect(doc.kind).toBeUndefined();
+    expect(doc.config.backend.id).toBe('mock');
   });
 
   it('exits 2 for a bad --iotlb-entries', async () => {

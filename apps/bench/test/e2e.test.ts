@@ -28,6 +28,7 @@ const STRIDE = 17 * IO_PAGE;
 function cfg(over: Partial<BenchConfig> = {}): BenchConfig {
   return {
     backend: 'mock',
+    backends: ['mock'],
     instances: 2,
     patterns: ['sequential', 'random', 'strided'],
     translations: N,
@@ -50,7 +51,7 @@ function cfg(over: Partial<BenchConfig> = {}): BenchConfig {
  * bench's own workload spec replayed through the runtime's generator against a recording device.
  */
 function offsetsOf(config: BenchConfig, inst: InstanceRecord, pattern: Pattern): number[] {
-  const plan = instancePlans(config, 'mock')[inst.index];
+  const plan = instancePlans(config, inst.backendId)[inst.index];
   const m = { plan, map: inst.map, ioPageSize: inst.map.ioPageSize, minPage: inst.pageSizes[0] } as unknown as MappedInstance;
   const out: number[] = [];
   const recorder = {
@@ -246,4 +247,90 @@ describe('end to end (mock backend, tiny counts)', () => {
       expect(seq.counters).toMatchObject({ iotlbMisses: N, walks: N, iotlbHits: 0 });
     });
   }
+});
+
+/**
+ * The SMMUv3 caches 4 KiB pages in a direct-mapped 4096-entry micro-TLB (filled only from
+ * main-TLB hits, flushed by every TLBI / CFGI) in front of a 4096-entry 4-way main TLB (filled by
+ * walks). A 2 MiB mapping (512 pages) fits both without evictions, so each page misses and walks
+ * on its first access ever, hits the main TLB on its second (filling the micro-TLB), and hits the
+ * micro-TLB from then on; every walk of a stage-1 domain reads 4 descriptors (48-bit VA, 4 levels).
+ */
+function expectedSmmu(patterns: readonly number[][]): { misses: number; main: number; utlb: number }[] {
+  const seen = new Map<number, number>();
+  return patterns.map((offsets) => {
+    const r = { misses: 0, main: 0, utlb: 0 };
+    for (const o of offsets) {
+      const page = Math.floor(o / 4096);
+      const n = (seen.get(page) ?? 0) + 1;
+      seen.set(page, n);
+      if (n === 1) r.misses++;
+      else if (n === 2) r.main++;
+      else r.utlb++;
+    }
+    return r;
+  });
+}
+
+describe('end to end (SMMUv3 backend, tiny counts)', () => {
+  const backend = resolveBackend('smmuv3');
+  for (const mode of ['in-thread', 'worker'] as const) {
+    it(`host runner, ${mode}: exact micro-TLB / main-TLB / walk counts and the invalidation's commands`, async () => {
+      const config = cfg({ backend: 'smmuv3', backends: ['smmuv3'], mode });
+      const report = await runHost(config, backend, plainProgress(() => {}));
+      expect(report.config.backend).toMatchObject({ name: 'smmuv3', id: 'arm-smmuv3' });
+      expect(report.config).toMatchObject({
+        pageSize: 'smallest',
+        ioPageSize: 4096,
+        steps: { sequential: 256, random: 4096, randomOffset: 2048, strided: 17 * 4096 },
+      });
+      for (const inst of report.instances) {
+        expect(inst.id).toBe(`arm-smmuv3-${inst.index}`);
+        expect(inst.pageSizes).toEqual([4096, 2 * MiB, 1024 * MiB]);
+        expect(inst.map).toMatchObject({ bytes: MAP, ioPageSize: 4096, pages: 512, pageSize: 4096, pagesBySize: { 4096: 512 } });
+        expect(inst.map.iova % (2 * MiB)).toBe(0);
+        const expected = expectedSmmu((['sequential', 'random', 'strided'] as const).map((p) => offsetsOf(config, inst, p)));
+        // Sequential 256 B steps over the first 1 MiB: 256 pages, 16 accesses each.
+        expect(expected[0]).toEqual({ misses: 256, main: 256, utlb: N - 512 });
+        for (const [i, p] of inst.patterns.entries()) {
+          const e = expected[i];
+          expect(p.faults, p.pattern).toBe(0);
+          expect(p.counters, p.pattern).toMatchObject({ translations: N, iotlbHits: N - e.misses, iotlbMisses: e.misses, walks: e.misses, faults: 0 });
+          expect(p.counters.detail, p.pattern).toEqual({
+            utlbHits: e.utlb,
+            mainTlbHits: e.main,
+            walkSteps: 4 * e.misses,
+            commands: 0,
+            syncs: 0,
+            events: 0,
+          });
+        }
+        // Invalidation: 64 pages (1/8) unmapped + iotlbSync: TLBIs and a CMD_SYNC; the micro-TLB
+        // is flushed, so the 64 faulting accesses and the 64 after the remap all walk.
+        const inv = inst.invalidation;
+        expect(inv).toMatchObject({ bytes: 64 * 4096, pageSize: 4096, iova: inst.map.iova + MiB });
+        expect(inv.warm).toEqual({ translations: 64, faults: 0 });
+        expect(inv.unmapped).toEqual({ translations: 64, faults: 64 });
+        expect(inv.remapped).toEqual({ translations: 64, faults: 0 });
+        expect(inv.counters).toMatchObject({ translations: 192, faults: 64, walks: 128, iotlbMisses: 128 });
+        expect(inv.counters.detail).toMatchObject({ utlbHits: 64, mainTlbHits: 0, events: 64 });
+        expect(inv.counters.detail?.syncs).toBeGreaterThanOrEqual(1);
+        expect(inv.counters.detail?.commands).toBeGreaterThan(inv.counters.detail?.syncs ?? 0);
+        expect(inv.counters.invalidations).toBeGreaterThanOrEqual(1);
+        expect(inst.port).toMatchObject({ translations: 1000, faults: 0, crossThread: mode === 'worker' });
+      }
+    });
+  }
+
+  it('--page-size largest maps 2 MiB blocks when 1 GiB does not fit', async () => {
+    const config = cfg({ backend: 'smmuv3', backends: ['smmuv3'], pageSize: 'largest', instances: 1, patterns: ['random'] });
+    const report = await runHost(config, backend, plainProgress(() => {}));
+    expect(report.config.ioPageSize).toBe(2 * MiB);
+    const inst = report.instances[0];
+    expect(inst.map).toMatchObject({ bytes: MAP, ioPageSize: 2 * MiB, pages: 1, pageSize: 2 * MiB, pagesBySize: { [2 * MiB]: 1 } });
+    const [rnd] = inst.patterns;
+    // One 2 MiB block: one walk of 3 descriptors (level 0, 1, then the level-2 block).
+    expect(rnd.counters).toMatchObject({ translations: N, iotlbMisses: 1, walks: 1, faults: 0 });
+    expect(rnd.counters.detail?.walkSteps).toBe(3);
+  });
 });

@@ -7,6 +7,7 @@ import { instanceTotals } from '../src/run-instance.js';
 /** A fixed configuration: 2 instances, 2 patterns, 1,000,000 translations each, 32 MiB in 2 KiB pages. */
 export const FIXED_CONFIG: BenchConfig = {
   backend: 'mock',
+  backends: ['mock'],
   instances: 2,
   patterns: ['sequential', 'random'],
   translations: 1_000_000,
@@ -116,5 +117,49 @@ export function fixedReport(over: Partial<BenchConfig> = {}, ioPageSize = 2048):
     poolThreads: null,
     walls: { patterns: { sequential: 50, random: 125 } },
     durationMs: 1234.5,
+  });
+}
+
+/**
+ * {@link fixedReport} as an SMMUv3-like backend would report it: every counter record carries
+ * detail (micro-TLB / main-TLB hit split, 4 descriptor fetches per walk, invalidation commands and
+ * syncs, one event per fault), backend id `arm-smmuv3`, 4 KiB IO pages.
+ */
+export function fixedDetailReport(): BenchReport {
+  const base = fixedReport({ backend: 'smmuv3', backends: ['smmuv3'] }, 4096);
+  const withDetail = (c: Counters, cmds: number, syncs: number): Counters => ({
+    ...c,
+    detail: {
+      utlbHits: Math.round(c.iotlbHits * 0.75),
+      mainTlbHits: c.iotlbHits - Math.round(c.iotlbHits * 0.75),
+      walkSteps: 4 * c.walks,
+      commands: cmds,
+      syncs,
+      events: c.faults,
+    },
+  });
+  const instances = base.instances.map((i) => {
+    const patterns = i.patterns.map((p) => ({ ...p, counters: withDetail(p.counters, 0, 0) }));
+    const invalidation = { ...i.invalidation, counters: withDetail(i.invalidation.counters, 6, 2) };
+    return {
+      ...i,
+      id: `arm-smmuv3-${i.index}`,
+      backendId: 'arm-smmuv3',
+      pageSizes: [4096, 2 * 1024 * 1024, 1024 * 1024 * 1024],
+      map: { ...i.map, pages: 8192, pageSize: 4096, pagesBySize: { '4096': 8192 }, pagesPerSec: 20_480_000 },
+      patterns,
+      invalidation,
+      totals: instanceTotals(patterns, invalidation, i.port),
+    };
+  });
+  return buildReport({
+    config: { ...FIXED_CONFIG, backend: 'smmuv3', backends: ['smmuv3'] },
+    backend: { name: 'smmuv3', url: 'file:///x/hw-smmuv3/dist/index.js', id: 'arm-smmuv3', displayName: 'Arm SMMUv3', version: '0.1.0' },
+    environment: FIXED_ENV,
+    instances,
+    physMemBytes: 80 * 1024 * 1024,
+    poolThreads: null,
+    walls: { patterns: { sequential: 100, random: 250 } },
+    durationMs: 2345.6,
   });
 }

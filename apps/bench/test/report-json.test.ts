@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { SCHEMA_VERSION, environmentInfo, gitCommit } from '../src/report-json.js';
-import { fixedReport } from './fixture.js';
+import { countersFromStats, diffCounters, sumCounters } from '../src/counters.js';
+import { SCHEMA_VERSION, buildComparison, environmentInfo, gitCommit } from '../src/report-json.js';
+import { fixedDetailReport, fixedReport } from './fixture.js';
 
 describe('JSON report (schemaVersion 1)', () => {
   const report = fixedReport();
@@ -84,5 +85,70 @@ describe('JSON report (schemaVersion 1)', () => {
     expect(env.availableParallelism).toBeGreaterThanOrEqual(1);
     expect(env.commit === null || /^[0-9a-f]{40}$/.test(env.commit)).toBe(true);
     expect(gitCommit('/')).toBeNull();
+  });
+});
+
+describe('backend detail counters', () => {
+  it('reads the SMMUv3 and mock spellings, and only what the backend reports', () => {
+    const smmu = countersFromStats({
+      translations: 10,
+      tlbHits: 7,
+      tlbMisses: 3,
+      utlbHits: 5,
+      mainTlbHits: 2,
+      walks: 3,
+      walkSteps: 12,
+      faults: 1,
+      tlbInvalidations: 2,
+      commands: 4,
+      syncs: 2,
+      events: 1,
+    });
+    expect(smmu).toEqual({
+      translations: 10,
+      iotlbHits: 7,
+      iotlbMisses: 3,
+      walks: 3,
+      faults: 1,
+      invalidations: 2,
+      detail: { utlbHits: 5, mainTlbHits: 2, walkSteps: 12, commands: 4, syncs: 2, events: 1 },
+    });
+    const mock = countersFromStats({ translations: 4, hits: 3, misses: 1, walks: 1, walkReads: 2, faultRecords: 0 });
+    expect(mock.detail).toEqual({ walkSteps: 2, events: 0 });
+    expect(countersFromStats({ translations: 1 }).detail).toBeUndefined();
+  });
+
+  it('diffs and sums detail field by field', () => {
+    const a = countersFromStats({ translations: 10, walks: 4, walkSteps: 16, commands: 9 });
+    const b = countersFromStats({ translations: 4, walks: 1, walkSteps: 4, commands: 2 });
+    const d = diffCounters(a, b);
+    expect(d.detail).toEqual({ walkSteps: 12, commands: 7 });
+    expect(sumCounters([d, d]).detail).toEqual({ walkSteps: 24, commands: 14 });
+    expect(sumCounters([d, countersFromStats({ translations: 1 })]).detail).toEqual({ walkSteps: 12, commands: 7 });
+    expect(sumCounters([countersFromStats({ translations: 1 })]).detail).toBeUndefined();
+  });
+
+  it('keeps a report without detail free of detail fields (the mock fixture)', () => {
+    expect(JSON.stringify(fixedReport())).not.toContain('detail');
+    expect(fixedDetailReport().totals.counters.detail).toEqual({
+      utlbHits: 1_503_072,
+      mainTlbHits: 501_024,
+      walkSteps: 8_032_768,
+      commands: 12,
+      syncs: 4,
+      events: 4096,
+    });
+  });
+});
+
+describe('comparison document', () => {
+  it('wraps one report per backend', () => {
+    const runs = [fixedReport(), fixedDetailReport()];
+    const doc = JSON.parse(
+      JSON.stringify(buildComparison({ backends: ['mock', 'smmuv3'], environment: runs[0].environment, runs, durationMs: 12 })),
+    ) as Record<string, unknown>;
+    expect(Object.keys(doc).sort()).toEqual(['backends', 'durationMs', 'environment', 'kind', 'runs', 'schemaVersion', 'tool'].sort());
+    expect(doc).toMatchObject({ schemaVersion: 1, kind: 'comparison', backends: ['mock', 'smmuv3'], durationMs: 12 });
+    expect((doc.runs as { config: { backend: { id: string } } }[]).map((r) => r.config.backend.id)).toEqual(['mock', 'arm-smmuv3']);
   });
 });

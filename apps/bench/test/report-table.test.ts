@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { formatBytes, formatCount, formatMs, formatPercent, formatSi } from '../src/format.js';
-import { mapTable, patternTable, renderTable, summaryLine, translationTable } from '../src/report-table.js';
-import { fixedReport } from './fixture.js';
+import { buildComparison } from '../src/report-json.js';
+import {
+  comparisonTable,
+  detailTable,
+  formatComparison,
+  formatReport,
+  mapTable,
+  patternTable,
+  renderTable,
+  summaryLine,
+  translationTable,
+} from '../src/report-table.js';
+import { fixedDetailReport, fixedReport } from './fixture.js';
 
 describe('number formatting', () => {
   it('formats counts with thousands separators', () => {
@@ -91,5 +102,65 @@ describe('report tables (fixed numbers)', () => {
 
   it('adds colour only when asked', () => {
     expect(translationTable(report, { color: false })).not.toContain('\u001b[');
+  });
+});
+
+describe('backend detail and comparison tables', () => {
+  it('prints no detail table when the backend reports no detail counters', () => {
+    expect(detailTable(fixedReport())).toBeNull();
+    expect(formatReport(fixedReport())).not.toContain('Caches, walks');
+  });
+
+  it('prints the hit split, steps per walk, commands, syncs and events per phase', () => {
+    const r = fixedDetailReport();
+    expect(detailTable(r)).toBe(
+      [
+        'phase          translations  uTLB hits  main TLB hits  TLB misses      walks  steps/walk  invals  commands  syncs  events',
+        '-------------  ------------  ---------  -------------  ----------  ---------  ----------  ------  --------  -----  ------',
+        'sequential        2,000,000  1,125,000        375,000     500,000    500,000        4.00       0         0      0       0',
+        'random            2,000,000    375,000        125,000   1,500,000  1,500,000        4.00       0         0      0       0',
+        'invalidate x2        12,288      3,072          1,024       8,192      8,192        4.00       6        12      4   4,096',
+        '-------------  ------------  ---------  -------------  ----------  ---------  ----------  ------  --------  -----  ------',
+        'total             4,012,288  1,503,072        501,024   2,008,192  2,008,192        4.00       6        12      4   4,096',
+      ].join('\n'),
+    );
+    expect(formatReport(r)).toContain('Caches, walks, commands and events (arm-smmuv3, all instances)\nphase ');
+  });
+
+  it('shows - for a detail counter the backend does not report', () => {
+    const r = fixedDetailReport();
+    const strip = (c: (typeof r.totals)['counters']) => ({ ...c, detail: { walkSteps: c.detail?.walkSteps } });
+    const partial = {
+      ...r,
+      patterns: r.patterns.map((p) => ({ ...p, counters: strip(p.counters) })),
+      totals: { ...r.totals, counters: strip(r.totals.counters) },
+      instances: r.instances.map((i) => ({ ...i, invalidation: { ...i.invalidation, counters: strip(i.invalidation.counters) } })),
+    };
+    expect(detailTable(partial)?.split('\n')[2]).toBe(
+      'sequential        2,000,000          -              -     500,000    500,000        4.00       0         -      -       -',
+    );
+  });
+
+  it('compares backends side by side', () => {
+    const smmu = fixedDetailReport();
+    const cmp = buildComparison({
+      backends: ['mock', 'smmuv3'],
+      environment: smmu.environment,
+      runs: [fixedReport({ backends: ['mock', 'smmuv3'] }), smmu],
+      durationMs: 3580.1,
+    });
+    expect(comparisonTable(cmp)).toBe(
+      [
+        'backend     IO page  IOTLB hit      walks  steps/walk  sequential/s  random/s  trans/s  vs first  map pages/s  unmap+sync  cmds/inval  port trans/s',
+        '----------  -------  ---------  ---------  ----------  ------------  --------  -------  --------  -----------  ----------  ----------  ------------',
+        'mock          2 KiB    49.95 %  2,008,192           -        40.0 M    16.0 M   22.9 M     1.00x       41.0 M     0.50 ms           -         667 k',
+        'arm-smmuv3    4 KiB    49.95 %  2,008,192        4.00        20.0 M    8.00 M   11.4 M     0.50x       20.5 M     0.50 ms         6.0         667 k',
+      ].join('\n'),
+    );
+    expect(formatComparison(cmp).split('\n').slice(0, 3)).toEqual([
+      'iommulab-bench: 2 backends (mock, arm-smmuv3), 2 instances each (worker, host runner), 32 MiB mapped each, 1,000,000 translations per pattern, 3.58 s',
+      '',
+      'Backends side by side (totals over all instances)',
+    ]);
   });
 });

@@ -40,8 +40,8 @@ const PAGE = 4096;
 const MiB = 1024 * 1024;
 /**
  * IOVA base: 1 GiB (aligned, clear of the reserved MSI window at 128 MiB). Every mapping here ends
- * below 2^31, so IOVAs stay small integers in V8: at 2^31 and above the model boxes the IOVA
- * (16 B) on each walk (see the s1-walk high-IOVA row).
+ * below 2^31, so IOVAs are small integers in V8; the s1-walk high-IOVA row repeats the walks at
+ * 2^38, where they are heap numbers (the worker heap delta there shows whether a walk boxes them).
  */
 const BASE = 0x4000_0000;
 /** TLB entries of the walk scenarios: tiny, so every translation walks. (1 would do too, but a 1-entry TLB rebuilds its size list twice per insert.) */
@@ -108,7 +108,11 @@ async function nestedDevice(stack: BackendStack, rid: number, s2Page: number, pa
 }
 
 console.log(`# ${CMD}`);
-console.log(`# hw-smmuv3 backend through openBackend (hardware ${MODE === "worker" ? "in its own worker" : "IN-THREAD (MODE=in-thread)"}), node ${process.version}; runtime workload generator in the worker; ${RUNS} timed runs per row after a warm-up, median`);
+const where = MODE === 'worker' ? 'in its own worker' : 'IN-THREAD (MODE=in-thread)';
+console.log(
+  `# hw-smmuv3 backend through openBackend (hardware ${where}), node ${process.version}; ` +
+    `runtime workload generator next to the model; ${RUNS} timed runs per row after a warm-up, median`,
+);
 const rows: Measurement[] = [];
 
 // ---- TLB hits (default TLB: 4096 entries, 4-way LRU; micro-TLB 4096 entries)
@@ -165,7 +169,7 @@ const rows: Measurement[] = [];
     rows.push(
       await measure(stack, 's1-walk sweep (info)', null, { ...spec, pattern: 'sequential', seed: undefined }, 500_000),
     );
-    // The same walks at IOVA 2^38 (a 4-level walk all the same; the IOVA is a heap number).
+    // The same walks at IOVA 2^38 (4 levels all the same; the IOVA is no longer a small integer).
     const HIGH = 0x40_0000_0000;
     await mapSparse(stack, dom, HIGH, N);
     rows.push(await measure(stack, 's1-walk random, IOVA >= 2^31 (info)', null, { ...spec, iovaBase: HIGH + 8 }, 500_000));
