@@ -564,6 +564,23 @@ export class RingDevicePort implements DevicePort {
 }
 
 /**
+ * Decodes the translate / ATS request record at word `o` of `buf` (wire format above) into `req`
+ * and clears `res` for the model.
+ */
+function loadRequest(buf: Uint32Array, o: number, req: DmaRequest, res: DmaResult): void {
+  req.rid = buf[o];
+  req.pasid = buf[o + 1] - 1;
+  req.iova = buf[o + 2] + buf[o + 3] * TWO_32;
+  const a = buf[o + 4];
+  req.access = a & 0xff;
+  req.privileged = (a & 0x100) !== 0;
+  res.ok = false;
+  res.pa = 0;
+  res.fault = 0;
+  res.faultDetail = 0;
+}
+
+/**
  * Worker side of a worker-mode device port: drains the request ring through the model into the
  * completion ring. No allocation: one request, one page request, one result and two scratch
  * buffers are reused. Translations are served inline; the other kinds (one kind check per record)
@@ -623,16 +640,7 @@ export class DevicePortServer {
           unserved += this.#serveKind(o);
           continue;
         }
-        req.rid = inBuf[o];
-        req.pasid = inBuf[o + 1] - 1;
-        req.iova = inBuf[o + 2] + inBuf[o + 3] * TWO_32;
-        const a = inBuf[o + 4];
-        req.access = a & 0xff;
-        req.privileged = (a & 0x100) !== 0;
-        res.ok = false;
-        res.pa = 0;
-        res.fault = 0;
-        res.faultDetail = 0;
+        loadRequest(inBuf, o, req, res);
         hw.translate(req, res);
         out[o] = inBuf[o + 5];
         out[o + 1] = res.ok ? 1 : 0;
@@ -670,16 +678,7 @@ export class DevicePortServer {
       if (typeof hw.atsTranslate === 'function') {
         const req = this.#req;
         const res = this.#res;
-        req.rid = inBuf[o];
-        req.pasid = inBuf[o + 1] - 1;
-        req.iova = inBuf[o + 2] + inBuf[o + 3] * TWO_32;
-        const a = inBuf[o + 4];
-        req.access = a & 0xff;
-        req.privileged = (a & 0x100) !== 0;
-        res.ok = false;
-        res.pa = 0;
-        res.fault = 0;
-        res.faultDetail = 0;
+        loadRequest(inBuf, o, req, res);
         hw.atsTranslate(req, res);
         ok = res.ok ? 1 : 0;
         pa = res.pa;

@@ -10,10 +10,8 @@ import {
   ACCESS_EXEC,
   ACCESS_READ,
   ACCESS_WRITE,
-  FaultReason,
   PgFaultPerm,
   type FaultEvent,
-  type FaultReasonCode,
   type PageRequest,
 } from '@iommulab/driver-api';
 import { qEmpty, qIdx, qInc, type PhysMem, type RegisterFile } from '@iommulab/runtime';
@@ -27,49 +25,11 @@ import {
   SMMU_PRIQ_CONS,
   SMMU_PRIQ_PROD,
 } from '../codec/index.js';
+import { faultReasonOfEvent } from '../fault-reason.js';
+
+export { faultReasonOfEvent };
 
 const TWO_32 = 4294967296;
-
-/**
- * The backend-neutral reason of an SMMUv3 event id (our mapping; the model's DmaResult uses the
- * same): F_TRANSLATION → TRANSLATION, F_PERMISSION → PERMISSION, F_ACCESS → ACCESS_FLAG,
- * F_ADDR_SIZE → ADDRESS_SIZE, fetch aborts → WALK_ABORT, C_BAD_STREAMID → BAD_RID,
- * C_BAD_SUBSTREAMID → BAD_PASID, F_STREAM_DISABLED → BLOCKED, other C_BAD_* / conflicts / F_UUT →
- * BAD_CONFIG, F_BAD_ATS_TREQ / F_TRANSL_FORBIDDEN → PERMISSION, E_PAGE_REQUEST → PAGE_REQUEST.
- */
-export function faultReasonOfEvent(id: number): FaultReasonCode {
-  switch (id) {
-    case EvtId.F_TRANSLATION:
-      return FaultReason.TRANSLATION;
-    case EvtId.F_PERMISSION:
-      return FaultReason.PERMISSION;
-    case EvtId.F_ACCESS:
-      return FaultReason.ACCESS_FLAG;
-    case EvtId.F_ADDR_SIZE:
-      return FaultReason.ADDRESS_SIZE;
-    case EvtId.F_WALK_EABT:
-    case EvtId.F_STE_FETCH:
-    case EvtId.F_CD_FETCH:
-    case EvtId.F_VMS_FETCH:
-      return FaultReason.WALK_ABORT;
-    case EvtId.C_BAD_STREAMID:
-      return FaultReason.BAD_RID;
-    case EvtId.C_BAD_SUBSTREAMID:
-      return FaultReason.BAD_PASID;
-    // As the model reports them on the device port (model/status.ts): the stream refuses the
-    // transaction. (C_BAD_STE / C_BAD_CD stay BAD_CONFIG here: the record cannot tell V = 0 from
-    // an ILLEGAL entry, which the model reports as BLOCKED and BAD_CONFIG respectively.)
-    case EvtId.F_STREAM_DISABLED:
-    case EvtId.F_BAD_ATS_TREQ:
-    case EvtId.F_TRANSL_FORBIDDEN:
-    case EvtId.F_UUT:
-      return FaultReason.BLOCKED;
-    case EvtId.E_PAGE_REQUEST:
-      return FaultReason.PAGE_REQUEST;
-    default:
-      return FaultReason.BAD_CONFIG;
-  }
-}
 
 /** True for the records with the translation-fault layout (§5.1: 0x0B, 0x10–0x13). */
 export function isTranslationFaultEvent(id: number): boolean {

@@ -14,6 +14,7 @@ import type { SmmuFeatures } from './features.js';
 import { GlobalErrors } from './gerror.js';
 import type { IdrValues } from './idr.js';
 import { SmmuIrq } from './irq.js';
+import type { ProducerQueueStats } from './output-queue.js';
 import { PriQueue, type PriAutoResponder } from './pri-queue.js';
 import { SmmuRegisters } from './registers.js';
 
@@ -121,18 +122,8 @@ export class SmmuControl {
     out.cmdqIll = c.ill;
     out.cmdqAbt = c.abt;
     out.cmdqAtcInvSync = c.atcInvSync;
-    const e = this.evtq.stats;
-    out.evtqWritten = e.written;
-    out.evtqOverflowDrops = e.overflowDrops;
-    out.evtqOverflows = e.overflows;
-    out.evtqAbortDrops = e.abortDrops;
-    out.evtqDisabledDrops = e.disabledDrops;
-    const p = this.priq.stats;
-    out.priqWritten = p.written;
-    out.priqOverflowDrops = p.overflowDrops;
-    out.priqOverflows = p.overflows;
-    out.priqAbortDrops = p.abortDrops;
-    out.priqDisabledDrops = p.disabledDrops;
+    producerQueueStats(out, 'evtq', this.evtq.stats);
+    producerQueueStats(out, 'priq', this.priq.stats);
     out.priqAutoResponses = this.priq.priStats.autoResponses;
     const i = this.irq.stats;
     out.irqGerror = i.gerror;
@@ -145,4 +136,13 @@ export class SmmuControl {
     out.gerrorRaised = this.gerror.raised;
     return out;
   }
+}
+
+/** Copies the counters of a producer queue (event or PRI queue) into `out`, keys prefixed by `prefix`. */
+function producerQueueStats(out: Record<string, number>, prefix: 'evtq' | 'priq', s: ProducerQueueStats): void {
+  out[`${prefix}Written`] = s.written;
+  out[`${prefix}OverflowDrops`] = s.overflowDrops;
+  out[`${prefix}Overflows`] = s.overflows;
+  out[`${prefix}AbortDrops`] = s.abortDrops;
+  out[`${prefix}DisabledDrops`] = s.disabledDrops;
 }

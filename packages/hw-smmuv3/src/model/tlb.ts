@@ -23,7 +23,7 @@
  * stage-2 leaf.
  */
 import type { TlbPolicy } from './features.js';
-import type { WalkResult } from './walk/walk-context.js';
+import { newWalkResult, type WalkResult } from './walk/walk-context.js';
 
 /** ASID tag of stage-2-only entries (no stage 1). */
 export const TLB_NO_ASID = 0x10000;
@@ -124,6 +124,8 @@ export class Tlb {
   /** Sizes present, ascending, `nSizes` of them. */
   private readonly sizeList = new Int32Array(64);
   private nSizes = 0;
+  /** insert()'s arguments, handed to insertWalk (reused: insert allocates nothing). */
+  private readonly insertArgs: WalkResult = newWalkResult();
 
   /**
    * @param capacity - entries, a power of two in 1..2^22
@@ -241,50 +243,22 @@ export class Tlb {
     s2Base: number,
     s2SizeLog2: number,
   ): void {
-    const s = sizeLog2;
-    const page = Math.floor(iova * INV[s]);
-    const key = vmid | (s << 18);
-    const tag = global && asid !== TLB_NO_ASID ? ASID_GLOBAL : asid;
-    const f = this.f64;
-    const w = this.i32;
-    const first = this.setOf(page, key);
-    const end = first + this.ways;
-    let slot = -1;
-    let free = -1;
-    for (let e = first; e < end; e++) {
-      const k = w[(e << 3) + 4];
-      if (k === EMPTY) {
-        if (free < 0) free = e;
-      } else if (k === key && f[e << 2] === page && w[(e << 3) + 5] === tag) {
-        slot = e;
-        break;
-      }
-    }
-    if (slot < 0) {
-      if (free >= 0) slot = free;
-      else {
-        slot = this.victim(first);
-        this.stats.evictions++;
-        this.removeSize(w[(slot << 3) + 4] >>> 18);
-      }
-      this.addSize(s);
-    }
-    const b = slot << 3;
-    f[slot << 2] = page;
-    f[(slot << 2) + 1] = pa - (iova - page * POW[s]);
-    w[b + 4] = key;
-    w[b + 5] = tag;
-    const withS2 = s2SizeLog2 > 0 && s2Base >= 0;
-    w[b + 6] = (permAll & 0xff) | (withS2 ? s2SizeLog2 << 8 : 0);
-    w[b + 7] = this.tick();
-    this.s2Base[slot] = withS2 ? s2Base : 0;
-    this.stats.inserts++;
+    const r = this.insertArgs;
+    r.inAddr = iova;
+    r.sizeLog2 = sizeLog2;
+    r.pa = pa;
+    r.permAll = permAll;
+    r.global = global;
+    r.s2Base = s2Base;
+    r.s2SizeLog2 = s2SizeLog2;
+    this.insertWalk(vmid, asid, r);
   }
 
   /**
-   * Inserts the result `r` of a successful walk of `r.inAddr` (tags as for {@link Tlb.insert}).
-   * Same as insert(), but every address (input, PA, stage-2 base) is read from `r` here: passing
-   * addresses ≥ 2^31 (heap numbers) to a non-inlined call would allocate on every walk.
+   * Inserts the result `r` of a successful walk of `r.inAddr` (tags as for {@link Tlb.insert}; the
+   * fields read are those insert() takes). The one implementation of insert(): every address
+   * (input, PA, stage-2 base) is read from `r` here, as passing addresses ≥ 2^31 (heap numbers)
+   * to a non-inlined call would allocate on every walk.
    */
   insertWalk(vmid: number, asid: number, r: WalkResult): void {
     const iova = r.inAddr;

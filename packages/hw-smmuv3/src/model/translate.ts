@@ -48,6 +48,7 @@
 import { FaultReason } from '@iommulab/driver-api';
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, NO_PASID, type DmaRequest, type DmaResult, type PhysMem } from '@iommulab/runtime';
 import { EvtClass, EvtId, SteConfig } from '../codec/index.js';
+import { faultReasonOfEvent } from '../fault-reason.js';
 import { Atc } from './ats.js';
 import { ConfigCache } from './config-cache.js';
 import { CdFetcher, type CdIpaTranslator } from './context-desc.js';
@@ -55,7 +56,7 @@ import { EventRecord } from './event-record.js';
 import type { SmmuFeatures } from './features.js';
 import { MicroTlb, UTLB_ENTRIES } from './micro-tlb.js';
 import { StallTable } from './stall.js';
-import { St, isTranslationFault, status, statusEvt, statusReason, walkFaultReason } from './status.js';
+import { St, isTranslationFault, status, statusEvt, statusReason } from './status.js';
 import { decodeSte } from './ste-decode.js';
 import { CdConfig, FastMode, type StreamConfig } from './stream-config.js';
 import { StreamTable } from './stream-table.js';
@@ -476,7 +477,7 @@ export class TranslationPipeline implements CdIpaTranslator {
       else this.rec.ipa(ipa);
       this.pushEvent();
     }
-    this.status = status(evt, walkFaultReason(evt));
+    this.status = status(evt, faultReasonOfEvent(evt));
     return -1;
   }
 
@@ -595,7 +596,7 @@ export class TranslationPipeline implements CdIpaTranslator {
     const priv = req.privileged === true;
     const ind = (access & ACCESS_EXEC) !== 0;
     const rnw = (access & ACCESS_WRITE) === 0;
-    const reason = walkFaultReason(evt);
+    const reason = faultReasonOfEvent(evt);
     this.pstats.faults++;
     const rec = this.rec;
     if (evt === EvtId.F_WALK_EABT) {
