@@ -193,6 +193,37 @@ describe('§4.2 field positions: each command decoded at its exact bits', () => 
     expect([e.op, e.sid, e.ssid, e.ssv, e.global, e.atcSize, e.addr]).toEqual([0x30, 0, 0, false, false, 0, 0]);
   });
 
+  it('a reused entry decodes exactly like a fresh one, whatever came before (same opcode, other opcode, ILL)', () => {
+    const d = new CmdDecoder(resolveFeatures({ ril: true }));
+    const reused = new CmdqEntry();
+    let x = 0x1234_5678;
+    const next = (): number => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return x >>> 0;
+    };
+    const ops = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x10, 0x11, 0x12, 0x13, 0x1a, 0x20, 0x21, 0x28, 0x2a, 0x30, 0x40, 0x41, 0x44, 0x45, 0x46, 0x07, 0xff];
+    const fields = (e: CmdqEntry): Record<string, unknown> => {
+      const { dirtyOp: _dirty, ...rest } = e;
+      return rest;
+    };
+    for (let i = 0; i < 20000; i++) {
+      const w = new Uint32Array(4);
+      for (let k = 0; k < 4; k++) w[k] = next();
+      // Mostly legal-looking commands: keep the random bits sparse so some pass the RES0 check.
+      const sparse = next() % 4 !== 0;
+      if (sparse) for (let k = 0; k < 4; k++) w[k] &= next() & next() & next();
+      w[0] = (w[0] & ~0xff) | ops[next() % ops.length];
+      if (sparse) w[0] &= ~0x400;
+      const fresh = new CmdqEntry();
+      const r1 = d.decode(w, 0, fresh);
+      const r2 = d.decode(w, 0, reused);
+      expect(r2).toBe(r1);
+      expect(fields(reused)).toEqual(fields(fresh));
+    }
+  });
+
   it('out-of-range SID / SSID / ASID / VMID values are not ILL (§4.6)', () => {
     expectOk(raw(0x03n | (0xffff_ffffn << 32n), 1n), { sidBits: 8 });
     expectOk(raw(0x05n | (0xfffffn << 12n) | (1n << 32n), 1n), { ssidBits: 0 });

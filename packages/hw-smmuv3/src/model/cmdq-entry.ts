@@ -105,6 +105,13 @@ export class CmdqEntry {
   pfSize = 0;
   /** PREFETCH_ADDR Stride [12:8]. */
   pfStride = 0;
+  /**
+   * Decoder bookkeeping: the opcode whose fields the last decode into this entry wrote (the only
+   * fields that may be non-zero besides op / w0..w3 / index), or -1 when every field is clear. A
+   * decode of the same opcode rewrites exactly those fields, so only a change of opcode (or an
+   * ILL command) clears the entry. Not for use outside the decoder.
+   */
+  dirtyOp = -1;
 
   /** Log2 of the TLBI range granule (12, 14, 16), or 0 when TG = 0. */
   granuleShift(): number {
@@ -121,6 +128,39 @@ export class CmdqEntry {
   rangeBytes(): number {
     return this.tg === 0 ? 0 : (this.num + 1) * 2 ** (this.scale + 10 + 2 * this.tg);
   }
+}
+
+/** Clears every decoded field (not op, w0..w3, index, ill) and marks the entry clear. */
+function clearFields(e: CmdqEntry): void {
+  e.dirtyOp = -1;
+  e.ssv = false;
+  e.ssid = 0;
+  e.sid = 0;
+  e.vmid = 0;
+  e.asid = 0;
+  e.leaf = false;
+  e.ttl = 0;
+  e.tg = 0;
+  e.num = 0;
+  e.scale = 0;
+  e.range = 0;
+  e.addrLo = 0;
+  e.addrHi = 0;
+  e.addr = 0;
+  e.ipa = 0;
+  e.atcSize = 0;
+  e.global = false;
+  e.prgi = 0;
+  e.resp = 0;
+  e.action = 0;
+  e.stag = 0;
+  e.cs = 0;
+  e.msh = 0;
+  e.msiAttr = 0;
+  e.msiData = 0;
+  e.msiAddr = 0;
+  e.pfSize = 0;
+  e.pfStride = 0;
 }
 
 // Opcode classes for the switch.
@@ -212,47 +252,29 @@ export class CmdDecoder {
     e.w2 = w2;
     e.w3 = w3;
     e.ill = '';
-    e.ssv = false;
-    e.ssid = 0;
-    e.sid = 0;
-    e.vmid = 0;
-    e.asid = 0;
-    e.leaf = false;
-    e.ttl = 0;
-    e.tg = 0;
-    e.num = 0;
-    e.scale = 0;
-    e.range = 0;
-    e.addrLo = 0;
-    e.addrHi = 0;
-    e.addr = 0;
-    e.ipa = 0;
-    e.atcSize = 0;
-    e.global = false;
-    e.prgi = 0;
-    e.resp = 0;
-    e.action = 0;
-    e.stag = 0;
-    e.cs = 0;
-    e.msh = 0;
-    e.msiAttr = 0;
-    e.msiData = 0;
-    e.msiAddr = 0;
-    e.pfSize = 0;
-    e.pfStride = 0;
     if (this.kind[op] !== K_OK) {
+      clearFields(e);
       e.ill = this.illReason[op];
       return CERROR_ILL;
     }
     if ((w0 & 0x400) !== 0) {
+      clearFields(e);
       e.ill = 'ssec';
       return CERROR_ILL;
     }
     const a = this.allowed;
     const m = op * 4;
     if (((w0 & ~a[m]) | (w1 & ~a[m + 1]) | (w2 & ~a[m + 2]) | (w3 & ~a[m + 3])) !== 0) {
+      clearFields(e);
       e.ill = 'res0';
       return CERROR_ILL;
+    }
+    // Every case below writes all the fields of its opcode (before any ILL return): the other
+    // fields must be zero, which they already are when the entry is clear or last held `op`.
+    const dirty = e.dirtyOp;
+    if (dirty !== op) {
+      if (dirty !== -1) clearFields(e);
+      e.dirtyOp = op;
     }
     switch (op) {
       case CmdOp.TLBI_NH_VA:

@@ -42,7 +42,7 @@ import { SmmuControl } from './control.js';
 import { resolveFeatures, type SmmuFeatures } from './features.js';
 import { PageResponseLog, PriUnit, priRespCode } from './page-request.js';
 import type { StallResolution } from './stall.js';
-import { TLB_VMID_EL2 } from './tlb.js';
+import { TLB_VMID_EL2, newTlbRange, type TlbRange } from './tlb.js';
 import { TranslationPipeline } from './translate.js';
 
 export { MODEL_OPTION_NAMES } from '../option-names.js';
@@ -76,6 +76,8 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
   private atcTimeoutSids = new Set<number>();
   private atcInvFailed = false;
   private strtabSeen = { base: -1, log2size: -1, split: -1, fmt: -1 };
+  /** The range of the TLBI being executed (reused: the command path allocates nothing). */
+  private readonly tlbiRange = newTlbRange();
 
   constructor(ctx: HardwareContext) {
     const o = ctx.options ?? {};
@@ -211,10 +213,10 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
         tlb.invalidateAsid(e.asid, e.vmid);
         break;
       case CmdOp.TLBI_NH_VA:
-        tlb.invalidateVa(e.asid, e.vmid, SmmuV3Hardware.rangeStart(e), e.rangeBytes());
+        tlb.invalidateVaRange(e.asid, e.vmid, this.rangeOf(e));
         break;
       case CmdOp.TLBI_NH_VAA:
-        tlb.invalidateVa(-1, e.vmid, SmmuV3Hardware.rangeStart(e), e.rangeBytes());
+        tlb.invalidateVaRange(-1, e.vmid, this.rangeOf(e));
         break;
       case CmdOp.TLBI_EL2_ALL:
         tlb.invalidateEl2All();
@@ -223,10 +225,10 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
         tlb.invalidateAsid(e.asid, TLB_VMID_EL2);
         break;
       case CmdOp.TLBI_EL2_VA:
-        tlb.invalidateVa(e.asid, TLB_VMID_EL2, SmmuV3Hardware.rangeStart(e), e.rangeBytes());
+        tlb.invalidateVaRange(e.asid, TLB_VMID_EL2, this.rangeOf(e));
         break;
       case CmdOp.TLBI_EL2_VAA:
-        tlb.invalidateVa(-1, TLB_VMID_EL2, SmmuV3Hardware.rangeStart(e), e.rangeBytes());
+        tlb.invalidateVaRange(-1, TLB_VMID_EL2, this.rangeOf(e));
         break;
       case CmdOp.TLBI_S12_VMALL:
         tlb.invalidateVmid(e.vmid);
@@ -261,6 +263,14 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
         break;
     }
     return CERROR_NONE;
+  }
+
+  /** The TLBI range of `e` in {@link SmmuV3Hardware.tlbiRange}: start (see rangeStart) and bytes. */
+  private rangeOf(e: CmdqEntry): TlbRange {
+    const r = this.tlbiRange;
+    r.start = SmmuV3Hardware.rangeStart(e);
+    r.bytes = e.rangeBytes();
+    return r;
   }
 
   /** Start of a TLBI range: Address, aligned down to the range granule when TG ≠ 0 (§4.3). */

@@ -33,6 +33,14 @@ export const TLB_VMID_EL2 = 0x10000;
 const ASID_GLOBAL = 0x20000;
 /** Key of an empty slot. */
 const EMPTY = -1;
+/** Buckets of the per-(VMID, ASID tag) and per-VMID occupancy counters (a power of two). */
+const OCC_BUCKETS = 4096;
+const OCC_MASK = OCC_BUCKETS - 1;
+
+/** Occupancy bucket of (VMID tag, ASID tag): distinct tags may share one (counts are conservative). */
+function tagBucket(vmid: number, asidTag: number): number {
+  return Math.imul(asidTag ^ Math.imul(vmid, 0x27d4eb2d), -1640531535) >>> 20;
+}
 
 export type { TlbPolicy };
 
@@ -59,6 +67,22 @@ export interface TlbHit {
 /** A new hit record. */
 export function newTlbHit(): TlbHit {
   return { pa: 0, perm: 0, sizeLog2: 0, global: false };
+}
+
+/**
+ * An invalidation range, handed over in an object (preallocate with {@link newTlbRange} and
+ * reuse): passing addresses ≥ 2^31 (heap numbers) to a non-inlined call allocates on every call.
+ */
+export interface TlbRange {
+  /** First byte (a non-negative integer). */
+  start: number;
+  /** Bytes (at least 1 is used). */
+  bytes: number;
+}
+
+/** A new range record. */
+export function newTlbRange(): TlbRange {
+  return { start: 0, bytes: 0 };
 }
 
 /** TLB counters. */
@@ -124,8 +148,16 @@ export class Tlb {
   /** Sizes present, ascending, `nSizes` of them. */
   private readonly sizeList = new Int32Array(64);
   private nSizes = 0;
+  /**
+   * Valid entries per {@link tagBucket} of (VMID tag, ASID tag), and per VMID tag & OCC_MASK: a
+   * zero count proves no entry of those tags is present, so a VA invalidation can skip its probes.
+   */
+  private readonly tagCount = new Int32Array(OCC_BUCKETS);
+  private readonly vmidCount = new Int32Array(OCC_BUCKETS);
   /** insert()'s arguments, handed to insertWalk (reused: insert allocates nothing). */
   private readonly insertArgs: WalkResult = newWalkResult();
+  /** invalidateVa()'s range, handed to invalidateVaRange. */
+  private readonly vaArgs: TlbRange = newTlbRange();
 
   /**
    * @param capacity - entries, a power of two in 1..2^22
@@ -282,13 +314,23 @@ export class Tlb {
       }
     }
     if (slot < 0) {
-      if (free >= 0) slot = free;
-      else {
+      if (free >= 0) {
+        slot = free;
+        this.addSize(s);
+      } else {
         slot = this.victim(first);
         this.stats.evictions++;
-        this.removeSize(w[(slot << 3) + 4] >>> 18);
+        const vk = w[(slot << 3) + 4];
+        this.uncount(vk & 0x3ffff, w[(slot << 3) + 5]);
+        // Same size: the size counts and list are unchanged (no rebuild on remove + add).
+        const vs = vk >>> 18;
+        if (vs !== s) {
+          this.removeSize(vs);
+          this.addSize(s);
+        }
       }
-      this.addSize(s);
+      this.tagCount[tagBucket(vmid, tag)]++;
+      this.vmidCount[vmid & OCC_MASK]++;
     }
     const b = slot << 3;
     f[slot << 2] = page;
@@ -326,6 +368,12 @@ export class Tlb {
     return best;
   }
 
+  /** Takes an entry of (vmid, asid tag) off the occupancy counters. */
+  private uncount(vmid: number, asidTag: number): void {
+    this.tagCount[tagBucket(vmid, asidTag)]--;
+    this.vmidCount[vmid & OCC_MASK]--;
+  }
+
   private addSize(s: number): void {
     if (this.sizeCount[s]++ === 0) this.rebuildSizes();
   }
@@ -346,7 +394,9 @@ export class Tlb {
   }
 
   private drop(e: number): void {
-    const s = this.i32[(e << 3) + 4] >>> 18;
+    const k = this.i32[(e << 3) + 4];
+    const s = k >>> 18;
+    this.uncount(k & 0x3ffff, this.i32[(e << 3) + 5]);
     this.i32[(e << 3) + 4] = EMPTY;
     this.f64[e << 2] = -1;
     this.stats.invalidatedEntries++;
@@ -430,24 +480,52 @@ export class Tlb {
    * @param size - bytes (at least 1 is used)
    */
   invalidateVa(asid: number, vmid: number, va: number, size: number): void {
+    const r = this.vaArgs;
+    r.start = va;
+    r.bytes = size;
+    this.invalidateVaRange(asid, vmid, r);
+  }
+
+  /**
+   * {@link Tlb.invalidateVa} of the range `r` ([r.start, r.start + r.bytes)); the one
+   * implementation, which reads the addresses from `r` so that the command path allocates nothing.
+   */
+  invalidateVaRange(asid: number, vmid: number, r: TlbRange): void {
+    const va = r.start;
+    const size = r.bytes;
     this.stats.invalidations++;
-    const endVa = va + (size >= 1 ? size : 1);
+    const n = this.nSizes;
+    if (n === 0) return;
+    // Nothing of that VMID (VAA) / of that ASID nor global in that VMID (VA): nothing to drop.
+    if (asid < 0) {
+      if (this.vmidCount[vmid & OCC_MASK] === 0) return;
+    } else if (this.tagCount[tagBucket(vmid, asid)] === 0 && this.tagCount[tagBucket(vmid, ASID_GLOBAL)] === 0) return;
     const f = this.f64;
     const w = this.i32;
-    let probes = 0;
-    for (let k = 0; k < this.nSizes; k++) {
-      const s = this.sizeList[k];
-      probes += Math.floor((endVa - 1) * INV[s]) - Math.floor(va * INV[s]) + 1;
+    const list = this.sizeList;
+    const ways = this.ways;
+    // One address (TG = 0): one page, so one probe, per size present.
+    const single = !(size > 1);
+    const endVa = va + (single ? 1 : size);
+    let probes = n;
+    if (!single) {
+      probes = 0;
+      for (let k = 0; k < n; k++) {
+        const s = list[k];
+        probes += Math.floor((endVa - 1) * INV[s]) - Math.floor(va * INV[s]) + 1;
+      }
     }
     if (probes <= this.sets) {
       // Downwards: drop() may rebuild the list, which only shifts sizes above index k.
-      for (let k = this.nSizes - 1; k >= 0; k--) {
-        const s = this.sizeList[k];
+      for (let k = n - 1; k >= 0; k--) {
+        const s = list[k];
         const key = vmid | (s << 18);
-        const last = Math.floor((endVa - 1) * INV[s]);
-        for (let p = Math.floor(va * INV[s]); p <= last; p++) {
+        let p = Math.floor(va * INV[s]);
+        const last = single ? p : Math.floor((endVa - 1) * INV[s]);
+        for (; p <= last; p++) {
           const first = this.setOf(p, key);
-          for (let e = first; e < first + this.ways; e++) {
+          const end = first + ways;
+          for (let e = first; e < end; e++) {
             if (w[(e << 3) + 4] === key && f[e << 2] === p && vaAsidMatch(w[(e << 3) + 5], asid)) this.drop(e);
           }
         }
