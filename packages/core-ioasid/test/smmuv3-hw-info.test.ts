@@ -60,9 +60,9 @@ const VARIANTS = [
     //        ATS|NS1ATS (3<<10) | ASID16 (1<<12) | MSI (1<<13) | SEV (1<<14) | PRI (1<<16) |
     //        VMID16 (1<<18) | CD2L (1<<19) | TTENDIAN LE (2<<21) | STALL_MODEL 0 | ST_LEVEL 2-level (1<<27)
     // IDR1 = SIDSIZE 16 | SSIDSIZE 20<<6 | PRIQS 19<<11 | EVENTQS 19<<16 | CMDQS 19<<21
-    // IDR3 = HAD (1<<2) | FWB (1<<8) | RIL (1<<10)
+    // IDR3 = HAD (1<<2) | XNX (1<<4) | FWB (1<<8) | RIL (1<<10) | BBML Level 2 (2<<11) (IHI 0070 §6.3.4)
     // IDR5 = OAS 48 (5) | GRAN4K|16K|64K (0x70) | STALL_MAX 64<<16
-    idr: [0x084d_7e9b, 0x0273_9d10, 0, 0x504, 0, 0x0040_0075],
+    idr: [0x084d_7e9b, 0x0273_9d10, 0, 0x1514, 0, 0x0040_0075],
     iidr: 0x0010_0000,
     aidr: 0x02,
     dirty: true,
@@ -73,8 +73,8 @@ const VARIANTS = [
     options: { ssidBits: 8, ril: false, granules: { '4k': true, '16k': false, '64k': false }, httu: 0, stall: 'none', pri: false, cd2l: false, oas: 44, iidr: 0x1234_543b, aidr: 0x01 },
     // IDR0 = default − HTTU (0x80) − PRI (0x10000) − CD2L (0x80000) + STALL_MODEL terminate (1<<24)
     // IDR1 = SIDSIZE 16 | SSIDSIZE 8<<6 | PRIQS 0 | EVENTQS 19<<16 | CMDQS 19<<21
-    // IDR3 = HAD | FWB; IDR5 = OAS 44 (4) | GRAN4K (0x10), STALL_MAX 0 (no stalls)
-    idr: [0x0944_7e1b, 0x0273_0210, 0, 0x104, 0, 0x14],
+    // IDR3 = HAD | XNX (v3.1 with S2P, §6.3.4) | FWB, no BBML before v3.2; IDR5 = OAS 44 (4) | GRAN4K (0x10), STALL_MAX 0 (no stalls)
+    idr: [0x0944_7e1b, 0x0273_0210, 0, 0x114, 0, 0x14],
     iidr: 0x1234_543b,
     aidr: 0x01,
     dirty: false,

@@ -96,7 +96,8 @@ describe('probe / reset register sequence (smmuv3.md §1.6)', () => {
     expect(regs.read32(SMMU_CR0ACK)).toBe(0x1f);
     expect(regs.read32(SMMU_IRQ_CTRLACK)).toBe(0x7);
     expect(regs.read32(SMMU_CR1)).toBe(0xd75);
-    expect(regs.read32(SMMU_CR2)).toBe(0x6);
+    // Linux writes PTM | RECINVSID (0x6); PTM is RES0 without IDR0.BTM (IHI 0070 §6.3.12), BTM = 0 by default.
+    expect(regs.read32(SMMU_CR2)).toBe(0x2);
     // 2-level stream table for 16 SID bits: 256 L1 entries, LOG2SIZE 16, SPLIT 8, FMT 1.
     expect(regs.read32(SMMU_STRTAB_BASE_CFG)).toBe((1 << 16) | (8 << 6) | 16);
     expect(drv.strtab.l1Entries).toBe(256);

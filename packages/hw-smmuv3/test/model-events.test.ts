@@ -336,4 +336,36 @@ describe('translation faults, stage 2 only (S2 = 1, CLASS = IN, recorded when ST
       [0x11, 0, IN, 0, 2 ** 48], // §7.3.14: stage-1 bypass → S2 = 0, CLASS = IN
     ]);
   });
+
+  it('IHI 0070 §3.4: stage-1-bypass F_ADDR_SIZE is recorded whatever STE.S2R says; Config bypass and S1DSS bypass check the input against 2^OAS', () => {
+    // "If the input address of a transaction exceeds the size of the IAS, a stage 1 Address Size
+    // fault occurs, the transaction is terminated with an abort and F_ADDR_SIZE is recorded."
+    const r = new SpecRig(); // OAS 48 = IAS (IDR0.TTF = AArch64 only)
+    s2Stream(r, 9, { S2R: 0 });
+    expect(r.dma(9, 2 ** 48)).toEqual(FAULT(FaultReason.ADDRESS_SIZE, EvtId.F_ADDR_SIZE));
+    // "When a stream selects an STE with STE.Config == 0b100 ... If the input address of a transaction
+    // exceeds the size of the OAS, the transaction is terminated with an abort and a stage 1 Address
+    // Size fault (F_ADDR_SIZE) is recorded."
+    r.writeSte(10, { V: 1, CONFIG: 4 });
+    r.cfgiSte(10);
+    expect(r.dma(10, 2 ** 48 - 8)).toEqual({ ok: true, pa: 2 ** 48 - 8, fault: 0, faultDetail: 0 });
+    expect(r.dma(10, 2 ** 48)).toEqual(FAULT(FaultReason.ADDRESS_SIZE, EvtId.F_ADDR_SIZE));
+    expect(r.dma(10, 2 ** 48)).toEqual(FAULT(FaultReason.ADDRESS_SIZE, EvtId.F_ADDR_SIZE)); // fast path too
+    // Stage 1 bypassed by S1DSS = 0b01 with stage 2 bypassed (Config 0b101).
+    s1Stream(r, 11, {}, { S1_CD_MAX: 2, S1DSS: 1 });
+    expect(r.dma(11, 0x1234).ok).toBe(true);
+    expect(r.dma(11, 2 ** 50)).toEqual(FAULT(FaultReason.ADDRESS_SIZE, EvtId.F_ADDR_SIZE));
+    expect(r.events().map((e) => [e.id, e.sid, e.s2, e.cls, e.inputAddr])).toEqual([
+      [0x11, 9, 0, IN, 2 ** 48],
+      [0x11, 10, 0, IN, 2 ** 48],
+      [0x11, 10, 0, IN, 2 ** 48],
+      [0x11, 11, 0, IN, 2 ** 50],
+    ]);
+  });
+
+  it('IHI 0070 §3.4: SMMUEN = 0 bypass (GBPA.ABORT = 0) of an input beyond the OAS is aborted, no event', () => {
+    const r = new SpecRig({ enable: false });
+    expect(r.dma(1, 2 ** 48 - 4)).toEqual({ ok: true, pa: 2 ** 48 - 4, fault: 0, faultDetail: 0 });
+    expect(r.dma(1, 2 ** 48)).toEqual(FAULT(FaultReason.BLOCKED, 0));
+  });
 });

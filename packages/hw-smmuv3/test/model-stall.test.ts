@@ -105,6 +105,31 @@ describe('stall model (§5.2)', () => {
     expect(r.events().map((e) => [e.id, e.sid, e.stall, e.stag, e.inputAddr])).toEqual([[EvtId.F_TRANSLATION, 3, 1, p.stag, 0x1000]]);
   });
 
+  it('IHI 0070 §7.2.1: a held stall affected by an invalidation + CMD_SYNC is retried once the queue is writable (no stale record); a new fault writes a new record', () => {
+    const r = new SpecRig();
+    const pt = stallStream(r, 3);
+    r.cr0(CR0_CMDQEN | CR0_PRIQEN | CR0_SMMUEN); // EVTQEN off: the stall record is held
+    expect(r.dma(3, 0x1000).fault).toBe(FaultReason.PAGE_REQUEST);
+    expect(r.dma(3, 0x2000).fault).toBe(FaultReason.PAGE_REQUEST);
+    const page = r.mem.allocFrame();
+    pt.map(0x1000, page, 3, S1_PAGE | S1_AP_EL0 | S1_NG);
+    r.cmd({ OPCODE: CmdOp.TLBI_NH_ASID, ASID: 3 });
+    r.sync();
+    expect(r.hw.takeStallResolutions()).toEqual([]); // not retried while the queue is unwritable
+    r.cr0(CR0_CMDQEN | CR0_EVTQEN | CR0_PRIQEN | CR0_SMMUEN);
+    // "This either results in the transaction succeeding … in which case no event is recorded …, or
+    // the generation of a new fault": both stalls are retried, no held record is written.
+    expect(r.events()).toEqual([]);
+    expect(r.hw.pendingStalls()).toEqual([]);
+    expect(r.hw.takeStallResolutions().map((x) => [x.iova, x.action])).toEqual([
+      [0x1000, 'retry'],
+      [0x2000, 'retry'],
+    ]);
+    expect(r.dma(3, 0x1000).pa).toBe(page); // the device re-issues: now mapped
+    expect(r.dma(3, 0x2000).fault).toBe(FaultReason.PAGE_REQUEST); // still unmapped: a new stall record
+    expect(r.events().map((e) => [e.id, e.sid, e.stall, e.inputAddr])).toEqual([[EvtId.F_TRANSLATION, 3, 1, 0x2000]]);
+  });
+
   it('IHI 0070 §7.4: a full event queue holds a stall record back (no overflow, OVFLG unchanged); it is written when space frees', () => {
     const r = new SpecRig({ evtqLog2: 0 }); // one entry
     stallStream(r, 3);

@@ -65,13 +65,13 @@ describe('§1.2 ID registers, bit-exact', () => {
     const rig = new Rig();
     // IDR0: S2P|S1P|TTF=AArch64|COHACC|HTTU=2|HYP|ATS|NS1ATS|ASID16|MSI|SEV|PRI|VMID16|CD2L|TTENDIAN=LE|STALL_MODEL=0|TERM_MODEL=0|ST_LEVEL=2lvl
     // IDR1: SIDSIZE 16, SSIDSIZE 20, PRIQS 19, EVENTQS 19, CMDQS 19
-    // IDR3: HAD|FWB|RIL; IDR5: OAS 48 (5), GRAN4K|16K|64K, STALL_MAX 64
-    expect(ALL_IDS.map((o) => rig.regs.read32(o))).toEqual([0x084d7e9b, 0x02739d10, 0, 0x504, 0, 0x00400075, 0x00100000, 0x02]);
+    // IDR3: HAD|XNX|FWB|RIL|BBML=2 (IHI 0070 §6.3.4: XNX mandatory from v3.1 with S2P, BBML 1 or 2 from v3.2); IDR5: OAS 48 (5), GRAN4K|16K|64K, STALL_MAX 64
+    expect(ALL_IDS.map((o) => rig.regs.read32(o))).toEqual([0x084d7e9b, 0x02739d10, 0, 0x1514, 0, 0x00400075, 0x00100000, 0x02]);
     expect(idrRegisters(DEFAULT_FEATURES)).toEqual({
       idr0: 0x084d7e9b,
       idr1: 0x02739d10,
       idr2: 0,
-      idr3: 0x504,
+      idr3: 0x1514,
       idr4: 0,
       idr5: 0x00400075,
       iidr: 0x00100000,
@@ -270,6 +270,25 @@ describe('§1.3 IRQ_CTRL / IRQ_CTRLACK', () => {
     r2.regs.write32(SMMU_IRQ_CTRL, 7);
     expect(r2.regs.read32(SMMU_IRQ_CTRLACK)).toBe(IRQ_CTRL_EVTQ_IRQEN | IRQ_CTRL_GERROR_IRQEN);
   });
+
+  it('§6.3.16 / §6.3.21: *_IRQ_CFGn are RO while their IRQ_CTRL / IRQ_CTRLACK enable is 1 (v3.2: write IGNORED)', () => {
+    const rig = new Rig();
+    rig.regs.write64(SMMU_EVTQ_IRQ_CFG0, 0x1000);
+    rig.regs.write32(SMMU_EVTQ_IRQ_CFG1, 0x11);
+    rig.regs.write32(SMMU_IRQ_CTRL, IRQ_CTRL_EVTQ_IRQEN);
+    rig.regs.write64(SMMU_EVTQ_IRQ_CFG0, 0x2000);
+    rig.regs.write32(SMMU_EVTQ_IRQ_CFG1, 0x22);
+    rig.regs.write32(SMMU_EVTQ_IRQ_CFG2, 0x3);
+    expect([rig.regs.read32(SMMU_EVTQ_IRQ_CFG0), rig.regs.read32(SMMU_EVTQ_IRQ_CFG1), rig.regs.read32(SMMU_EVTQ_IRQ_CFG2)]).toEqual([0x1000, 0x11, 0]);
+    expect(rig.ctl.irq.cfgAddr(SMMU_EVTQ_IRQ_CFG0)).toBe(0x1000);
+    // Another source's registers are not guarded by EVENTQ_IRQEN.
+    rig.regs.write32(SMMU_GERROR_IRQ_CFG1, 0x33);
+    expect(rig.regs.read32(SMMU_GERROR_IRQ_CFG1)).toBe(0x33);
+    // Disabled again: writable.
+    rig.regs.write32(SMMU_IRQ_CTRL, 0);
+    rig.regs.write32(SMMU_EVTQ_IRQ_CFG1, 0x22);
+    expect(rig.regs.read32(SMMU_EVTQ_IRQ_CFG1)).toBe(0x22);
+  });
 });
 
 describe('§1.3 GBPA UPDATE protocol', () => {
@@ -317,16 +336,38 @@ describe('§1.3 CR1, CR2', () => {
     expect(rig.ctl.registers.cr1).toBe(CR1_LINUX);
   });
 
-  it('CR2: PTM | RECINVSID (Linux 0x6) and E2H with HYP; E2H RES0 without HYP', () => {
-    const rig = new Rig();
+  it('CR2 (IHI 0070 §6.3.12): RECINVSID [1]; E2H [0] RES0 without IDR0.Hyp; PTM [2] RES0 without IDR0.BTM; [31:3] RES0', () => {
+    const rig = new Rig({ features: { btm: true } });
     rig.regs.write32(SMMU_CR2, 0xffff_ffff);
     expect(rig.regs.read32(SMMU_CR2)).toBe(CR2_E2H | CR2_RECINVSID | CR2_PTM);
     const r = rig.ctl.registers;
     expect([r.e2h, r.recInvSid, r.ptm]).toEqual([true, true, true]);
-    const r2 = new Rig({ features: { hyp: false } });
+    const r2 = new Rig({ features: { hyp: false, btm: true } });
     r2.regs.write32(SMMU_CR2, 7);
     expect(r2.regs.read32(SMMU_CR2)).toBe(6);
     expect(r2.ctl.registers.e2h).toBe(false);
+    // Defaults: BTM = 0, so Linux's PTM | RECINVSID (0x6) reads back 0x2.
+    const r3 = new Rig();
+    r3.regs.write32(SMMU_CR2, 0x6);
+    expect(r3.regs.read32(SMMU_CR2)).toBe(0x2);
+    expect(r3.ctl.registers.ptm).toBe(false);
+  });
+
+  it('§6.3.11 / §6.3.12: CR2 and CR1.TABLE_* are RO while SMMUEN = 1, CR1.QUEUE_* while a queue is enabled (v3.2: write IGNORED)', () => {
+    const rig = new Rig();
+    rig.regs.write32(SMMU_CR1, CR1_LINUX); // 0xD75: TABLE 0xD40, QUEUE 0x35
+    rig.regs.write32(SMMU_CR2, CR2_RECINVSID);
+    rig.regs.write32(SMMU_CR0, CR0_SMMUEN);
+    rig.regs.write32(SMMU_CR2, CR2_E2H);
+    expect(rig.regs.read32(SMMU_CR2)).toBe(CR2_RECINVSID);
+    expect(rig.ctl.registers.e2h).toBe(false);
+    rig.regs.write32(SMMU_CR1, 0); // TABLE_* kept (SMMUEN), QUEUE_* written (no queue enabled)
+    expect(rig.regs.read32(SMMU_CR1)).toBe(0xd40);
+    rig.regs.write32(SMMU_CR0, CR0_CMDQEN); // SMMUEN off, CMDQEN on
+    rig.regs.write32(SMMU_CR1, 0xfff);
+    expect(rig.regs.read32(SMMU_CR1)).toBe(0xfc0); // TABLE_* written, QUEUE_* kept (0)
+    rig.regs.write32(SMMU_CR2, CR2_E2H);
+    expect(rig.regs.read32(SMMU_CR2)).toBe(CR2_E2H);
   });
 });
 

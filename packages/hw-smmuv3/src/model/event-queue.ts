@@ -42,6 +42,15 @@ export class EventQueue extends ProducerQueue {
 
   /** Stall records waiting for the queue to become writable (oldest first). */
   private pendingStalls: Uint32Array[] = [];
+  /** {@link EventQueue.syncEpoch} when each pending record was held. */
+  private pendingEpochs: number[] = [];
+  /** Count of CMD_SYNCs that completed an invalidation (CFGI / TLBI) since reset. */
+  private syncEpoch = 0;
+  /**
+   * Retries the stalled transaction (StreamID, STAG) as though it had just arrived (set by the
+   * pipeline: a 'retry' resolution, the device re-issues it).
+   */
+  stallRetry: ((sid: number, stag: number) => void) | null = null;
   /**
    * Whether the stalled transaction (StreamID, STAG) of a pending stall record is still stalled
    * (set by the pipeline); records of resolved stalls are not written.
@@ -71,7 +80,21 @@ export class EventQueue extends ProducerQueue {
       if (r === QWrite.ABORT) return false;
     }
     this.pendingStalls.push(rec.slice(off, off + 8));
+    this.pendingEpochs.push(this.syncEpoch);
     return false;
+  }
+
+  /**
+   * A CMD_SYNC completed after configuration or TLB invalidations. IHI 0070 §7.2.1: a stalled
+   * transaction whose record is held back and that is "affected by a configuration or translation
+   * invalidation and CMD_SYNC … must be retried after the queue becomes writable again" (success →
+   * no event; a new fault → a new record). Every held stall counts as affected (retrying an
+   * unaffected one "is permitted but not required"); held stalls without such a sync still write
+   * their original record ("If the transaction is not retried, the original fault event record is
+   * recorded into the queue when it becomes writable").
+   */
+  invalidationSynced(): void {
+    this.syncEpoch++;
   }
 
   /**
@@ -86,17 +109,28 @@ export class EventQueue extends ProducerQueue {
       const live = this.stallLive;
       if (live !== null && !live(rec[1] >>> 0, rec[2] & 0xffff)) {
         q.shift();
+        this.pendingEpochs.shift();
+        continue;
+      }
+      const retry = this.stallRetry;
+      if (retry !== null && this.pendingEpochs[0] !== this.syncEpoch) {
+        if (!this.writableForStall()) break;
+        q.shift();
+        this.pendingEpochs.shift();
+        retry(rec[1] >>> 0, rec[2] & 0xffff);
         continue;
       }
       const r = this.write(rec, 0, true);
       if (r === QWrite.WRITTEN) {
         q.shift();
+        this.pendingEpochs.shift();
         n++;
         this.irq.fireEvtq();
         continue;
       }
       if (r === QWrite.ABORT) {
         q.shift(); // lost (§7.2.2)
+        this.pendingEpochs.shift();
         continue;
       }
       break;
@@ -107,11 +141,14 @@ export class EventQueue extends ProducerQueue {
   override reset(): void {
     super.reset();
     this.pendingStalls = [];
+    this.pendingEpochs = [];
+    this.syncEpoch = 0;
   }
 
   /** Forgets held-back stall records (their transactions were terminated). */
   dropPendingStalls(): void {
     this.pendingStalls = [];
+    this.pendingEpochs = [];
   }
 
   /**

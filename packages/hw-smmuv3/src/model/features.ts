@@ -119,6 +119,11 @@ export const DEFAULT_IIDR = 0x0010_0000;
  */
 export const DEFAULT_AIDR = 0x02;
 
+/** True when AIDR (ArchMajorRev [7:4], ArchMinorRev [3:0]) names SMMUv3.`minor` or later. */
+export function aidrAtLeast(aidr: number, minor: number): boolean {
+  return (aidr & 0xf0) !== 0 || (aidr & 0xf) >= minor;
+}
+
 /** The default feature set (a modern full SMMUv3.2). */
 export const DEFAULT_FEATURES: SmmuFeatures = Object.freeze({
   stage1: true,
@@ -154,7 +159,7 @@ export const DEFAULT_FEATURES: SmmuFeatures = Object.freeze({
   fwb: true,
   had: true,
   stt: false,
-  xnx: false,
+  xnx: true,
   priAutoResponse: 'success',
   stallMax: 64,
 } satisfies SmmuFeatures);
@@ -245,6 +250,7 @@ export function resolveFeatures(options: Readonly<Record<string, unknown>> = {},
   const nesting = bool(o, 'nesting', stage1 && stage2);
   if (nesting && !(stage1 && stage2)) fail('nesting', o.nesting, 'false unless both stage1 and stage2 are true');
   const pri = bool(o, 'pri', d.pri);
+  const aidr = int(o, 'aidr', d.aidr, 0, 0xff);
   const stall = oneOf<StallModelName>(o, 'stall', d.stall, ['none', 'stall', 'forced']);
   const f: SmmuFeatures = {
     stage1,
@@ -275,12 +281,14 @@ export function resolveFeatures(options: Readonly<Record<string, unknown>> = {},
     tlbEntries: int(o, 'tlbEntries', d.tlbEntries, 1, 1 << 24),
     tlbPolicy: oneOf<TlbPolicy>(o, 'tlbPolicy', d.tlbPolicy, ['lru', 'fifo', 'random']),
     iidr: int(o, 'iidr', d.iidr, 0, 0xffffffff),
-    aidr: int(o, 'aidr', d.aidr, 0, 0xff),
+    aidr,
     termModel: oneOf<0 | 1>(o, 'termModel', d.termModel, [0, 1]),
     fwb: bool(o, 'fwb', d.fwb),
     had: bool(o, 'had', d.had),
     stt: bool(o, 'stt', d.stt),
-    xnx: bool(o, 'xnx', d.xnx),
+    // IHI 0070 §6.3.4: XNX is RES0 in SMMUv3.0 and mandatory from SMMUv3.1 when stage 2 is supported,
+    // so the default follows stage2 and AIDR (ArchMinorRev [3:0] ≥ 1 with ArchMajorRev [7:4] = 0).
+    xnx: bool(o, 'xnx', stage2 && aidrAtLeast(aidr, 1)),
     priAutoResponse: oneOf<PriAutoResponse>(o, 'priAutoResponse', d.priAutoResponse, ['success', 'deny']),
     stallMax: int(o, 'stallMax', d.stallMax, 1, 0xffff),
   };

@@ -10,7 +10,10 @@
  *   REL = QUEUES_PRESET = TABLES_PRESET = ECMDQ = 0 (Linux refuses the first three).
  *   PRIQS = 0 when PRI is not supported.
  * - IDR2 = 0 (no VATOS), IDR4 = 0 (IMPLEMENTATION DEFINED, nothing).
- * - IDR3: BBML = 0, PBHA/PPS/MPAM/E0PD/PTWNNC/DPT = 0.
+ * - IDR3: BBML = 2 (Level 2) from SMMUv3.2 (AIDR ≥ 0x02), 0 before (IHI 0070 §6.3.4: "BBML is 0b01 or
+ *   0b10 in an implementation of SMMUv3.2 or later"). The model behaves as Level 2 (§3.21.1.3): the nT
+ *   bit is ignored, a TLB lookup uses one matching entry, F_TLB_CONFLICT is never raised.
+ * - IDR3: PBHA/PPS/MPAM/E0PD/PTWNNC/DPT = 0.
  * - IDR5: VAX = 1 for 52-bit VA, STALL_MAX = `stallMax` when stalls are supported, else 0.
  */
 import {
@@ -44,6 +47,7 @@ import {
   IDR3_RIL,
   IDR3_STT,
   IDR3_XNX,
+  IDR3_BBML_SHIFT,
   IDR5_GRAN16K,
   IDR5_GRAN4K,
   IDR5_GRAN64K,
@@ -58,7 +62,10 @@ import {
   TTENDIAN_LE,
   oasEncoding,
 } from '../codec/index.js';
-import type { SmmuFeatures } from './features.js';
+import { aidrAtLeast, type SmmuFeatures } from './features.js';
+
+/** IDR3.BBML value of Level 2 (IHI 0070 §6.3.4). */
+const BBML_LEVEL2 = 0b10;
 
 /** The read-only identification registers of one SMMU (unsigned 32-bit values). */
 export interface IdrValues {
@@ -111,6 +118,7 @@ export function idrRegisters(f: SmmuFeatures): IdrValues {
   let idr3 = 0;
   if (f.had) idr3 |= IDR3_HAD;
   if (f.xnx) idr3 |= IDR3_XNX;
+  if (aidrAtLeast(f.aidr, 2)) idr3 |= BBML_LEVEL2 << IDR3_BBML_SHIFT;
   if (f.fwb) idr3 |= IDR3_FWB;
   if (f.stt) idr3 |= IDR3_STT;
   if (f.ril) idr3 |= IDR3_RIL;

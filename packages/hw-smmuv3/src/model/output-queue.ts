@@ -164,6 +164,16 @@ export class ProducerQueue {
   }
 
   /**
+   * Whether a stall record could be written now (IHI 0070 §7.2.1 "writable": enabled, not full, no
+   * active abort error). Writes nothing.
+   */
+  writableForStall(): boolean {
+    if (!this.enabled || this.gerror.active(this.layout.abortBit)) return false;
+    const cons = Atomics.load(this.regs.i32, this.consWord);
+    return ((this.prod ^ cons) & ((2 << this.log2) - 1)) !== 1 << this.log2;
+  }
+
+  /**
    * Writes one entry (`entryBytes / 4` words of `rec` from `off`). `stall`: a stall event record,
    * which a full queue does not discard (no overflow; {@link QWrite.FULL}).
    * @returns a {@link QWrite} outcome

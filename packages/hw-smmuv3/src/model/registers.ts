@@ -14,7 +14,10 @@
  *   back), as required from v3.2.
  * - GERRORN → GlobalErrors.acknowledge (acks active errors; the command queue restarts on the next
  *   process() if CMDQ_ERR was acknowledged).
- * - CR1 (12 bits), CR2 (E2H only with HYP, RECINVSID, PTM) stored, RES0 bits masked.
+ * - CR1 (12 bits), CR2 (E2H only with HYP, PTM only with BTM, RECINVSID) stored, RES0 bits masked;
+ *   CR1.TABLE_* and CR2 writes are ignored while SMMUEN is on, CR1.QUEUE_* while a queue is enabled,
+ *   and *_IRQ_CFGn writes while their IRQ_CTRL enable is on (IHI 0070 §6.3.11, §6.3.12, §6.3.21:
+ *   the only permitted behaviour from v3.2).
  * - STRTAB_BASE / STRTAB_BASE_CFG: RES0 masked; latched into {@link SmmuRegisters.strtab} whenever
  *   SMMUEN = 0 (checked before and after a CR0 change in the same sync, so "write STRTAB then set
  *   SMMUEN" seen at once works). Writes while SMMUEN = 1 (CONSTRAINED UNPREDICTABLE) take effect
@@ -182,6 +185,10 @@ export interface StrtabConfig {
 
 // Masks of defined bits.
 const CR1_MASK = 0xfff;
+/** CR1.TABLE_SH [11:10], TABLE_OC [9:8], TABLE_IC [7:6]: guarded by SMMUEN (IHI 0070 §6.3.11). */
+const CR1_TABLE_FIELDS = 0xfc0;
+/** CR1.QUEUE_SH [5:4], QUEUE_OC [3:2], QUEUE_IC [1:0]: guarded by the queue enables (§6.3.11). */
+const CR1_QUEUE_FIELDS = 0x03f;
 const GBPA_FIELDS = 0x001f3f1f; // MemAttr [3:0], MTCFG [4], ALLOCCFG [11:8], SHCFG [13:12], PRIVCFG [17:16], INSTCFG [19:18], ABORT [20]; [15:14] RES0 (IHI 0070 §6.3.14)
 const STRTAB_CFG_MASK =
   STRTAB_BASE_CFG_LOG2SIZE_MASK |
@@ -189,6 +196,14 @@ const STRTAB_CFG_MASK =
   (STRTAB_BASE_CFG_FMT_MASK << STRTAB_BASE_CFG_FMT_SHIFT);
 const Q_BASE_HI_MASK = 0x400fffff; // RA/WA [62], ADDR [51:32]
 const STRTAB_HI_MASK = STRTAB_BASE_RA_HI | STRTAB_BASE_ADDR_MASK_HI;
+
+/** The IRQ_CTRL enable guarding the *_IRQ_CFGn register at `off` (IHI 0070 §6.3.16, §6.3.21). */
+function irqGuard(off: number): number {
+  if (off >= SMMU_GERROR_IRQ_CFG0 && off <= SMMU_GERROR_IRQ_CFG2) return IRQ_CTRL_GERROR_IRQEN;
+  if (off >= SMMU_EVTQ_IRQ_CFG0 && off <= SMMU_EVTQ_IRQ_CFG2) return IRQ_CTRL_EVTQ_IRQEN;
+  if (off >= SMMU_PRIQ_IRQ_CFG0 && off <= SMMU_PRIQ_IRQ_CFG2) return IRQ_CTRL_PRIQ_IRQEN;
+  return 0;
+}
 
 /** The SMMU's register-side state machine. */
 export class SmmuRegisters {
@@ -217,6 +232,8 @@ export class SmmuRegisters {
   private readonly masked: Int32Array;
   /** Change bit of each `masked` entry. */
   private readonly maskedBit: Int32Array;
+  /** IRQ_CTRL enable guarding each `masked` entry (IHI 0070 §6.3.21), 0 = unguarded. */
+  private readonly maskedGuard: Int32Array;
   /** Shadows of the `masked` registers. */
   private readonly maskedShadow: Int32Array;
   /** [word, value] pairs of read-only registers. */
@@ -240,12 +257,13 @@ export class SmmuRegisters {
     this.idr = idrRegisters(features);
     this.sidBits = features.sidBits;
     this.cr0Writable = CR0_SMMUEN | CR0_EVTQEN | CR0_CMDQEN | (features.pri ? CR0_PRIQEN : 0) | (features.ats ? CR0_ATSCHK : 0);
-    this.cr2Writable = CR2_RECINVSID | CR2_PTM | (features.hyp ? CR2_E2H : 0);
+    // IHI 0070 §6.3.12: PTM is RES0 unless IDR0.BTM, E2H unless IDR0.Hyp (REC_CFG_ATS: no ATSRECERR).
+    this.cr2Writable = CR2_RECINVSID | (features.btm ? CR2_PTM : 0) | (features.hyp ? CR2_E2H : 0);
     this.irqWritable = IRQ_CTRL_GERROR_IRQEN | IRQ_CTRL_EVTQ_IRQEN | (features.pri ? IRQ_CTRL_PRIQ_IRQEN : 0);
     const msi = features.msi;
     const pri = features.pri;
-    const m: [number, number, number][] = [
-      // [offset, defined bits, change bit]
+    const m: [number, number, number, number?][] = [
+      // [offset, defined bits, change bit, guarding IRQ_CTRL enable]
       [SMMU_CMDQ_BASE, -1, RegChange.QUEUE_BASE],
       [SMMU_CMDQ_BASE + 4, Q_BASE_HI_MASK, RegChange.QUEUE_BASE],
       [SMMU_EVTQ_BASE, -1, RegChange.QUEUE_BASE],
@@ -258,30 +276,32 @@ export class SmmuRegisters {
       [SMMU_EVTQ_IRQ_CFG0, msi],
       [SMMU_PRIQ_IRQ_CFG0, msi && pri],
     ] as const) {
-      m.push([cfg0, on ? 0xfffffffc | 0 : 0, RegChange.IRQ_CFG]);
-      m.push([cfg0 + 4, on ? 0x000fffff : 0, RegChange.IRQ_CFG]);
+      m.push([cfg0, on ? 0xfffffffc | 0 : 0, RegChange.IRQ_CFG, irqGuard(cfg0)]);
+      m.push([cfg0 + 4, on ? 0x000fffff : 0, RegChange.IRQ_CFG, irqGuard(cfg0)]);
     }
     for (const [off, on] of [
       [SMMU_GERROR_IRQ_CFG1, msi],
       [SMMU_EVTQ_IRQ_CFG1, msi],
       [SMMU_PRIQ_IRQ_CFG1, msi && pri],
     ] as const) {
-      m.push([off, on ? -1 : 0, RegChange.IRQ_CFG]);
+      m.push([off, on ? -1 : 0, RegChange.IRQ_CFG, irqGuard(off)]);
     }
     for (const [off, on] of [
       [SMMU_GERROR_IRQ_CFG2, msi],
       [SMMU_EVTQ_IRQ_CFG2, msi],
       [SMMU_PRIQ_IRQ_CFG2, msi && pri],
     ] as const) {
-      m.push([off, on ? 0x3f : 0, RegChange.IRQ_CFG]);
+      m.push([off, on ? 0x3f : 0, RegChange.IRQ_CFG, irqGuard(off)]);
     }
     this.masked = new Int32Array(m.length * 2);
     this.maskedBit = new Int32Array(m.length);
     this.maskedShadow = new Int32Array(m.length);
-    m.forEach(([off, mask, bit], i) => {
+    this.maskedGuard = new Int32Array(m.length);
+    m.forEach(([off, mask, bit, guard], i) => {
       this.masked[2 * i] = off >>> 2;
       this.masked[2 * i + 1] = mask;
       this.maskedBit[i] = bit;
+      this.maskedGuard[i] = guard ?? 0;
     });
     const ro: [number, number][] = [
       [SMMU_IDR0, this.idr.idr0],
@@ -410,12 +430,21 @@ export class SmmuRegisters {
     this.gerror.restore();
 
     // Plain masked registers (queue bases, IRQ_CFGn).
+    // IRQ_CFGn are RO while IRQ_CTRL.x_IRQEN or IRQ_CTRLACK.x_IRQEN is 1 (IHI 0070 §6.3.21; a write
+    // is IGNORED from v3.2). The applied value (ACK) and the written one are both 1 only when the
+    // enable was on before and still is: the write cannot have preceded it.
+    const irqLocked = this.irqCtrl & Atomics.load(i32, SMMU_IRQ_CTRL >>> 2);
     const m = this.masked;
     const shadow = this.maskedShadow;
+    const guard = this.maskedGuard;
     for (let i = 0, j = 0; i < m.length; i += 2, j++) {
       const w = m[i];
       const v = Atomics.load(i32, w);
       if (v !== shadow[j]) {
+        if ((guard[j] & irqLocked) !== 0) {
+          this.fix(w, v, shadow[j]);
+          continue;
+        }
         const mv = v & m[i + 1];
         this.fix(w, v, mv);
         if (mv !== shadow[j]) {
@@ -425,12 +454,19 @@ export class SmmuRegisters {
       }
     }
 
-    // CR1, CR2.
+    // CR1, CR2 (IHI 0070 §6.3.11 / §6.3.12): CR1.TABLE_* and CR2 are RO while CR0.SMMUEN or
+    // CR0ACK.SMMUEN is 1, CR1.QUEUE_* while any queue enable is; from v3.2 such a write is IGNORED.
+    // Locked = the enable was applied before this sync and is still written (so the write did not
+    // precede the enable).
+    const cr0Both = this.cr0 & Atomics.load(i32, SMMU_CR0 >>> 2);
+    const smmuEnLocked = (cr0Both & CR0_SMMUEN) !== 0;
+    const queuesLocked = (cr0Both & (CR0_EVTQEN | CR0_CMDQEN | CR0_PRIQEN)) !== 0;
     {
       const w = SMMU_CR1 >>> 2;
       const v = Atomics.load(i32, w);
       if (v !== this.cr1) {
-        const mv = v & CR1_MASK;
+        const keep = (smmuEnLocked ? CR1_TABLE_FIELDS : 0) | (queuesLocked ? CR1_QUEUE_FIELDS : 0);
+        const mv = ((v & CR1_MASK & ~keep) | (this.cr1 & keep)) >>> 0;
         this.fix(w, v, mv);
         if (mv !== this.cr1) {
           this.cr1 = mv;
@@ -442,7 +478,7 @@ export class SmmuRegisters {
       const w = SMMU_CR2 >>> 2;
       const v = Atomics.load(i32, w);
       if (v !== this.cr2) {
-        const mv = v & this.cr2Writable;
+        const mv = smmuEnLocked ? this.cr2 : v & this.cr2Writable;
         this.fix(w, v, mv);
         if (mv !== this.cr2) {
           this.cr2 = mv;

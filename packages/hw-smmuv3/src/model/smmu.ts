@@ -75,6 +75,8 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
   private commandsExecuted = 0;
   private atcTimeoutSids = new Set<number>();
   private atcInvFailed = false;
+  /** A CFGI / TLBI was executed since the last CMD_SYNC (IHI 0070 §7.2.1 held stall records). */
+  private invalidatedSinceSync = false;
   private strtabSeen = { base: -1, log2size: -1, split: -1, fmt: -1 };
   /** The range of the TLBI being executed (reused: the command path allocates nothing). */
   private readonly tlbiRange = newTlbRange();
@@ -105,6 +107,7 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
     });
     this.evtq = this.control.evtq;
     this.control.evtq.stallLive = (sid, stag) => this.stalls.isStalled(sid, stag);
+    this.control.evtq.stallRetry = (sid, stag) => void this.stalls.resume(sid, stag, 1);
     const priq = this.control.priq;
     priq.steppar = (sid) => {
       if (!this.enabled) return null;
@@ -123,6 +126,7 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
     this.resetPipeline();
     this.pageResponses.reset();
     this.atcInvFailed = false;
+    this.invalidatedSinceSync = false;
     this.strtabSeen = { base: -1, log2size: -1, split: -1, fmt: -1 };
     this.syncRegisterState();
   }
@@ -187,7 +191,10 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
     const tlb = this.tlb;
     const op = e.op;
     // Any configuration or TLB invalidation empties the micro-TLB (a superset of its scope).
-    if ((op >= CmdOp.CFGI_STE && op <= CmdOp.CFGI_CD_ALL) || (op >= CmdOp.TLBI_NH_ALL && op <= CmdOp.TLBI_NSNH_ALL)) this.utlb.flush();
+    if ((op >= CmdOp.CFGI_STE && op <= CmdOp.CFGI_CD_ALL) || (op >= CmdOp.TLBI_NH_ALL && op <= CmdOp.TLBI_NSNH_ALL)) {
+      this.utlb.flush();
+      this.invalidatedSinceSync = true;
+    }
     switch (op) {
       case CmdOp.CFGI_STE:
         this.configCache.invalidateSid(e.sid);
@@ -283,6 +290,12 @@ export class SmmuV3Hardware extends TranslationPipeline implements IommuHardware
 
   /** CMD_SYNC completion check: fails once (CERROR_ATC_INV_SYNC) after an ATC_INV to a device set to time out. */
   syncPending(): number {
+    if (this.invalidatedSinceSync) {
+      // IHI 0070 §7.2.1: held stall records of transactions affected by invalidation + CMD_SYNC are
+      // replaced by a retry once the event queue is writable (EventQueue.invalidationSynced).
+      this.invalidatedSinceSync = false;
+      this.control.evtq.invalidationSynced();
+    }
     if (this.atcInvFailed) {
       this.atcInvFailed = false;
       return CERROR_ATC_INV_SYNC;

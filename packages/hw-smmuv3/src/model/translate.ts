@@ -17,8 +17,9 @@
  *    stage 2 when nested: stage-2 faults CLASS = CD), F_CD_FETCH, C_BAD_CD.
  * 6. TLB (tags VMID/ASID, hit only when the cached permissions allow the access), else a walk
  *    (walker) and a TLB insert.
- * 7. Stage 1 bypassed with stage 2 enabled: an input ≥ 2^IAS (IAS = OAS) is a stage-1 F_ADDR_SIZE
- *    (S2 = 0, recorded when STE.S2R — there is no CD; model choice), else the stage-2 walk.
+ * 7. Stage 1 bypassed (Config bypass / S2-only, S1DSS bypass): an input ≥ 2^IAS (IAS = OAS) is a
+ *    stage-1 F_ADDR_SIZE (S2 = 0, CLASS = IN, always recorded: IHI 0070 §3.4), else the stage-2 walk
+ *    or the bypass. SMMUEN = 0 bypass with an input ≥ 2^OAS: terminated, no event (§3.4).
  *
  * Recording policy (§5.2): configuration errors, fetch aborts (F_STE_FETCH, F_CD_FETCH,
  * F_WALK_EABT) and F_UUT always; F_TRANSLATION / F_ADDR_SIZE / F_ACCESS / F_PERMISSION of stage 1
@@ -176,7 +177,8 @@ export class TranslationPipeline implements CdIpaTranslator {
   private readonly wr = newWalkResult();
   private readonly wrCd = newWalkResult();
   private readonly rec = new EventRecord();
-  private readonly ias: number;
+  /** 2^IAS (= 2^OAS): the first input address a stage-1-bypassed transaction cannot carry (§3.4). */
+  private readonly iasLimit: number;
   private readonly stallOk: boolean;
   private readonly stallForced: boolean;
 
@@ -214,7 +216,7 @@ export class TranslationPipeline implements CdIpaTranslator {
     this.uPerm = this.utlb.perm;
     this.slotOfSid = this.configCache.slotOfSid;
     this.slots = this.configCache.slots;
-    this.ias = features.oas;
+    this.iasLimit = 2 ** features.oas;
     this.stallOk = features.stall !== 'none';
     this.stallForced = features.stall === 'forced';
   }
@@ -295,6 +297,7 @@ export class TranslationPipeline implements CdIpaTranslator {
     if (slot < 0) return null;
     const mode = this.slots[slot].fastMode;
     if (mode === FastMode.BYPASS) {
+      if (req.iova >= this.iasLimit) return null; // F_ADDR_SIZE on the full path (§3.4)
       this.pstats.bypasses++;
       return this.success(out, req.iova);
     }
@@ -355,6 +358,11 @@ export class TranslationPipeline implements CdIpaTranslator {
         return this.terminate(out, St.ABORT_NO_EVENT);
       }
       if (!TranslationPipeline.wellFormed(req)) return this.terminate(out, St.ABORT_NO_EVENT);
+      // IHI 0070 §3.4: SMMUEN = 0 bypass with an input address beyond the OAS → abort, no event.
+      if (req.iova >= this.iasLimit) {
+        this.pstats.aborts++;
+        return this.terminate(out, St.ABORT_NO_EVENT);
+      }
       this.pstats.bypasses++;
       return this.success(out, req.iova);
     }
@@ -378,6 +386,7 @@ export class TranslationPipeline implements CdIpaTranslator {
         return this.terminate(out, St.ABORT_NO_EVENT);
       case SteConfig.BYPASS:
         if (ssv) return this.recordConfigFault(out, St.BAD_SUBSTREAMID, false);
+        if (req.iova >= this.iasLimit) return this.bypassAddrSize(req, out, ats);
         this.pstats.bypasses++;
         return this.success(out, req.iova);
       case SteConfig.S2_TRANS:
@@ -396,6 +405,7 @@ export class TranslationPipeline implements CdIpaTranslator {
       if (dss === 0) return this.recordConfigFault(out, St.STREAM_DISABLED, false);
       if (dss === 1) {
         if (c.s2) return this.stage2Only(req, out, c, ats, true);
+        if (req.iova >= this.iasLimit) return this.bypassAddrSize(req, out, ats);
         this.pstats.bypasses++;
         return this.success(out, req.iova);
       }
@@ -557,6 +567,23 @@ export class TranslationPipeline implements CdIpaTranslator {
   }
 
   /**
+   * IHI 0070 §3.4: with stage 1 bypassed (Config 0b100 / 0b110, S1DSS = 0b01) an input address beyond
+   * the IAS (= OAS here: AArch64 tables only) is a stage-1 Address Size fault, "the transaction is
+   * terminated with an abort and F_ADDR_SIZE is recorded" (no CD, so no CD.R to consult; not gated
+   * by STE.S2R). Record: S2 = 0, CLASS = IN (§7.3.14). ATS requests record nothing (the completion
+   * reports the failure).
+   */
+  private bypassAddrSize(req: DmaRequest, out: DmaResult, ats: boolean): DmaResult {
+    const access = req.access;
+    this.pstats.faults++;
+    if (!ats) {
+      this.rec.begin(EvtId.F_ADDR_SIZE, this.curSid, this.curSsid).translation(0, false, req.privileged === true, (access & ACCESS_EXEC) !== 0, (access & ACCESS_WRITE) === 0, false, EvtClass.IN, false, req.iova);
+      this.pushEvent();
+    }
+    return this.terminate(out, St.ADDR_SIZE);
+  }
+
+  /**
    * Stage-2-only translation (Config S2, or stage 1 bypassed by S1DSS with stage 2 enabled).
    * @param lookup - probe the TLB first (false: the caller just missed with the same tags)
    */
@@ -564,15 +591,7 @@ export class TranslationPipeline implements CdIpaTranslator {
     const ipa = req.iova;
     const access = req.access;
     const priv = req.privileged === true;
-    if (ipa >= 2 ** this.ias) {
-      // §7.3.14: an input beyond IAS with stage 1 bypassed is a stage-1 address-size fault (S2 = 0, CLASS = IN).
-      this.pstats.faults++;
-      if (c.s2r && !ats) {
-        this.rec.begin(EvtId.F_ADDR_SIZE, this.curSid, this.curSsid).translation(0, false, priv, (access & ACCESS_EXEC) !== 0, (access & ACCESS_WRITE) === 0, false, EvtClass.IN, false, ipa);
-        this.pushEvent();
-      }
-      return this.terminate(out, St.ADDR_SIZE);
-    }
+    if (ipa >= this.iasLimit) return this.bypassAddrSize(req, out, ats);
     const hit = this.hit;
     if (lookup && this.tlb.lookup(c.vmid, TLB_NO_ASID, ipa, hit) && ((priv ? hit.perm : hit.perm >>> 3) & access) === access) {
       if (ats) this.atcFill(req, hit.pa, hit.sizeLog2, hit.perm, false);
