@@ -408,6 +408,7 @@ const entries: { entry: string; src: string; dist: string; names: string[] }[] =
       "entryQwordDiff",
       "faultReasonOfEvent",
       "getCdUsed",
+      "getSteUpdateSafe",
       "getSteUsed",
       "granulePageSizes",
       "isTranslationFaultEvent",

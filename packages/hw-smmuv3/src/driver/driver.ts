@@ -57,7 +57,7 @@ import { SmmuMaster } from './master.js';
 import { SmmuNestedDomain, type NestedHost } from './nested-domain.js';
 import type { DomainHost, SmmuPagingDomain } from './paging-domain.js';
 import { CTXDESC_LINEAR_CDMAX, disableSmmu, probeIdrs, resetSmmu, type SmmuLayout, type SmmuProbe } from './probe.js';
-import { STE_WORDS, getSteUsed, makeAbortSte, makeBypassSte, makeCdTableSte } from './ste-build.js';
+import { STE_WORDS, getSteUpdateSafe, getSteUsed, makeAbortSte, makeBypassSte, makeCdTableSte } from './ste-build.js';
 import { StreamTable } from './strtab.js';
 import { SmmuViommu } from './viommu.js';
 
@@ -309,6 +309,7 @@ export class SmmuV3Driver implements IommuDriver, DomainHost, NestedHost {
     const sid = m.sid;
     return {
       getUsed: getSteUsed,
+      getUpdateSafe: getSteUpdateSafe,
       sync: () => this.cmdq.submit(1, (u32, w) => cmdCfgiSte(u32, w, sid, true)),
     };
   }

@@ -22,6 +22,13 @@ export interface EntryWriter {
   getUsed(src: Uint32Array, w: number, used: Uint32Array): void;
   /** Makes the hardware drop its cached copy of the entry and waits (CFGI_* + CMD_SYNC). */
   sync(): Promise<void>;
+  /**
+   * Optional (`get_update_safe` of recent kernels): bits used by both the current entry (at word
+   * `w` of `cur`) and `target` whose value may change at any moment without harm, ORed into
+   * `safe` (16 words, zeroed by the caller). They are written with the unused bits, so they do
+   * not make a dword critical.
+   */
+  getUpdateSafe?(cur: Uint32Array, w: number, target: Uint32Array, safe: Uint32Array): void;
 }
 
 const bigViews = new WeakMap<ArrayBufferLike, BigInt64Array>();
@@ -70,6 +77,12 @@ export function entryQwordDiff(cur: Uint32Array, w: number, target: Uint32Array,
   const targetUsed = new Uint32Array(WORDS);
   writer.getUsed(cur, w, curUsed);
   writer.getUsed(target, 0, targetUsed);
+  if (writer.getUpdateSafe !== undefined) {
+    const safe = new Uint32Array(WORDS);
+    writer.getUpdateSafe(cur, w, target, safe);
+    // Only bits both entries use count as safe; the others are sequenced as unused bits anyway.
+    for (let k = 0; k < WORDS; k++) curUsed[k] = (curUsed[k] & ~(safe[k] & targetUsed[k] & curUsed[k])) >>> 0;
+  }
   let diff = 0;
   for (let i = 0; i < ENTRY_DWORDS; i++) {
     for (let h = 0; h < 2; h++) {

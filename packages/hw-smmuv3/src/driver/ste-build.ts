@@ -155,3 +155,21 @@ export function getSteUsed(ste: Uint32Array, w: number, used: Uint32Array): void
   }
   if (cfg === SteConfig.BYPASS) setField(used, 0, Ste.SHCFG, ones(Ste.SHCFG));
 }
+
+/**
+ * STE bits that may change while the STE stays live (recent kernels' `get_ste_update_safe`, used
+ * by the §2.6 sequencing): MEV only changes how many fault records are merged (software must
+ * cope with merged records anyway); EATS between 0b00 and 0b01 (TRANS) when neither entry uses
+ * S1CHK nor S2S — ATS is already disabled at the device while its STE changes, and a transient
+ * EATS = 0b01 with S2S = 1 would be an ILLEGAL STE. Ors the safe bits into `safe` (16 words).
+ */
+export function getSteUpdateSafe(cur: Uint32Array, w: number, target: Uint32Array, safe: Uint32Array): void {
+  const EATS_S1CHK_BIT = 1 << 29; // dword 1 [29:28] = 0b10
+  const EATS_TRANS_BIT = 1 << 28; // dword 1 [29:28] = 0b01
+  const MEV_BIT = 1 << 19; // dword 1 bit 19
+  const S2S_HI_BIT = 1 << (57 - 32); // dword 2 bit 57
+  if (((cur[w + 2] | target[2]) & EATS_S1CHK_BIT) === 0 && ((cur[w + 5] | target[5]) & S2S_HI_BIT) === 0) {
+    safe[2] = (safe[2] | EATS_TRANS_BIT) >>> 0;
+  }
+  safe[2] = (safe[2] | MEV_BIT) >>> 0;
+}
