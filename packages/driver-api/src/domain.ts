@@ -1,4 +1,5 @@
 import type { IommuDevice } from './device.js';
+import { IommuError } from './iommu-error.js';
 
 /** `IOMMU_READ` / `IOMMU_WRITE` / ... protection bits for `mapPages`, as in linux/iommu.h. */
 export const Prot = {
@@ -59,6 +60,38 @@ export class IotlbGather {
     this.start = Infinity;
     this.end = -1;
     this.pageSize = 0;
+  }
+}
+
+/**
+ * The argument checks every `mapPages` / `unmapPages` makes before touching its page table, as the
+ * contract documents them: `pageSize` one of the domain's page sizes, `count` a positive integer,
+ * `iova` a non-negative multiple of `pageSize`, and the whole range inside the domain's aperture.
+ * A backend calls it first and then checks what is specific to its format (e.g. the PA).
+ *
+ * @param op - the operation, for the message (`'mapPages'`, `'unmapPages'`)
+ * @throws IommuError EINVAL naming the failed check
+ */
+export function checkPageRange(
+  op: string,
+  domain: { readonly pageSizes: readonly number[]; readonly aperture: { readonly start: number; readonly last: number } },
+  iova: number,
+  pageSize: number,
+  count: number,
+): void {
+  if (!domain.pageSizes.includes(pageSize)) {
+    throw new IommuError('EINVAL', `${op}: page size ${pageSize} is not one of ${domain.pageSizes.join(', ')}`);
+  }
+  if (!Number.isSafeInteger(count) || count <= 0) throw new IommuError('EINVAL', `${op}: page count ${count} is not a positive integer`);
+  if (!Number.isSafeInteger(iova) || iova < 0 || iova % pageSize !== 0) {
+    throw new IommuError('EINVAL', `${op}: iova 0x${iova.toString(16)} is not aligned to ${pageSize}`);
+  }
+  const { start, last } = domain.aperture;
+  if (iova < start || iova + pageSize * count - 1 > last) {
+    throw new IommuError(
+      'EINVAL',
+      `${op}: [0x${iova.toString(16)}, +${pageSize}×${count}) is outside the aperture [0x${start.toString(16)}, 0x${last.toString(16)}]`,
+    );
   }
 }
 

@@ -25,6 +25,7 @@ export type { DeviceSpec, IommuDevice, HwInfo, ReservedRegion } from './device.j
 export {
   Prot,
   IotlbGather,
+  checkPageRange,
   type DomainAllocFlags,
   type PagingUserData,
   type IommuDomain,

@@ -26,6 +26,7 @@ const entries: { entry: string; src: string; dist: string; names: string[] }[] =
       'PgFaultPerm',
       'Prot',
       'SUPPORTED_API_VERSIONS',
+      'checkPageRange',
       'defineBackend',
       'dmaRequest',
       'dmaResult',

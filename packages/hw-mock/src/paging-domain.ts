@@ -5,6 +5,7 @@
  */
 import {
   IommuError,
+  checkPageRange,
   type DirtyReadFlags,
   type DomainAllocFlags,
   type IotlbGather,
@@ -72,19 +73,9 @@ export class MockPagingDomain implements PagingDomain {
     if (this.freed) throw new IommuError('ENOENT', `${op}: domain ${this.id} was freed`);
   }
 
-  private checkPages(op: string, iova: number, pageSize: number, count: number): void {
-    if (!this.pageSizes.includes(pageSize)) {
-      throw new IommuError('EINVAL', `${op}: page size ${pageSize} is not one of ${this.pageSizes.join(', ')}`);
-    }
-    if (!Number.isSafeInteger(count) || count <= 0) throw new IommuError('EINVAL', `${op}: page count ${count} is not a positive integer`);
-    if (!Number.isSafeInteger(iova) || iova % pageSize !== 0) {
-      throw new IommuError('EINVAL', `${op}: iova 0x${iova.toString(16)} is not aligned to ${pageSize}`);
-    }
-  }
-
   mapPages(iova: number, pa: number, pageSize: number, count: number, prot: number): number {
     this.check('mapPages');
-    this.checkPages('mapPages', iova, pageSize, count);
+    checkPageRange('mapPages', this, iova, pageSize, count);
     if (!Number.isSafeInteger(pa) || pa < 0 || pa % pageSize !== 0) {
       throw new IommuError('EINVAL', `mapPages: pa 0x${pa.toString(16)} is not aligned to ${pageSize}`);
     }
@@ -95,7 +86,7 @@ export class MockPagingDomain implements PagingDomain {
 
   unmapPages(iova: number, pageSize: number, count: number, gather: IotlbGather): number {
     this.check('unmapPages');
-    this.checkPages('unmapPages', iova, pageSize, count);
+    checkPageRange('unmapPages', this, iova, pageSize, count);
     return this.table.unmap(iova, pageSize * count, (i, s, ps) => gather.add(i, s, ps));
   }
 

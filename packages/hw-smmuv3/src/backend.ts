@@ -6,18 +6,15 @@
 import { API_VERSION, defineBackend, type DriverContext, type HardwareContext } from '@iommulab/driver-api';
 import { SMMU_REG_BYTES } from './codec/regs.js';
 import { SMMUV3_CAPABILITIES, createSmmuV3Driver } from './driver/driver.js';
-import { DRIVER_OPTION_NAMES } from './option-names.js';
 import { SmmuV3Hardware } from './model/smmu.js';
 
 /**
- * The hardware's view of the one options object a host gives both halves: driver options
- * (`driver*`, `stallRids`) are left out, and the generic bench option `iotlbEntries` becomes the
- * model's `tlbEntries`.
+ * The hardware's view of the options a host gives both halves (the model accepts and ignores the
+ * driver's keys itself): the generic bench option `iotlbEntries` becomes the model's `tlbEntries`.
  */
 function hardwareOptions(o: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o ?? {})) {
-    if (DRIVER_OPTION_NAMES.includes(k)) continue;
     if (k === 'iotlbEntries') {
       if (o.tlbEntries === undefined) out.tlbEntries = v;
       continue;

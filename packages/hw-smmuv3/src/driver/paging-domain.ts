@@ -6,6 +6,7 @@
  */
 import {
   IommuError,
+  checkPageRange,
   IotlbGather,
   type DirtyReadFlags,
   type DomainAllocFlags,
@@ -89,28 +90,15 @@ export abstract class SmmuPagingDomain implements PagingDomain {
     if (this.freed) throw new IommuError('ENOENT', `${op}: domain ${this.id} was freed`);
   }
 
-  private checkPages(op: string, iova: number, pageSize: number, count: number): void {
-    if (!this.pageSizes.includes(pageSize)) {
-      throw new IommuError('EINVAL', `${op}: page size ${pageSize} is not one of ${this.pageSizes.join(', ')}`);
-    }
-    if (!Number.isSafeInteger(count) || count <= 0) throw new IommuError('EINVAL', `${op}: page count ${count} is not a positive integer`);
-    if (!Number.isSafeInteger(iova) || iova < 0 || iova % pageSize !== 0) {
-      throw new IommuError('EINVAL', `${op}: iova 0x${iova.toString(16)} is not aligned to ${pageSize}`);
-    }
-    if (iova + pageSize * count - 1 > this.aperture.last) {
-      throw new IommuError('EINVAL', `${op}: [0x${iova.toString(16)}, +${pageSize}×${count}) is outside the aperture (last 0x${this.aperture.last.toString(16)})`);
-    }
-  }
-
   mapPages(iova: number, pa: number, pageSize: number, count: number, prot: number): number {
     this.check('mapPages');
-    this.checkPages('mapPages', iova, pageSize, count);
+    checkPageRange('mapPages', this, iova, pageSize, count);
     return this.pgtable.map(iova, pa, pageSize, count, prot);
   }
 
   unmapPages(iova: number, pageSize: number, count: number, gather: IotlbGather): number {
     this.check('unmapPages');
-    this.checkPages('unmapPages', iova, pageSize, count);
+    checkPageRange('unmapPages', this, iova, pageSize, count);
     const local = this.scratchGather;
     local.reset();
     const n = this.pgtable.unmap(iova, pageSize, count, local);
