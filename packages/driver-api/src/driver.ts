@@ -85,10 +85,13 @@ export interface IommuDriver {
   pageResponse(dev: IommuDevice, response: PageResponse): Promise<void>;
 
   /**
-   * Subscribes to faults the driver drains from the hardware (page requests and non-recoverable
-   * events). Returns an unsubscribe function.
+   * Subscribes to faults the driver drains from the hardware (page requests, non-recoverable
+   * events, queue overflows). Returns an unsubscribe function. A handler that returns `false`
+   * for a page request did not take it (`iommu_report_device_fault` failed): when no handler
+   * takes a Last page request, the driver answers it itself (INVALID; a stall is aborted), as it
+   * does when nobody listens.
    */
-  onFault(handler: (fault: IommuFault) => void): () => void;
+  onFault(handler: (fault: IommuFault) => unknown): () => void;
 
   /** Drains the hardware's fault/event queues now (they are also drained on interrupt). */
   drainFaults(): Promise<number>;

@@ -85,8 +85,20 @@ export interface FaultEvent {
   readonly raw: Uint32Array;
 }
 
+/**
+ * The driver found one of the hardware's fault queues overflowed: records were lost since the
+ * last drain (SMMUv3 PROD.OVFLG toggled, VT-d PRO, the mock's OVFLG). Reported once per drain
+ * that saw it, after the records that were drained; for `'page-request'` the fault layer then
+ * discards the partial page requests (`iopf_queue_discard_partial`), whose Last may be lost.
+ */
+export interface FaultQueueOverflow {
+  readonly kind: 'overflow';
+  /** The queue that overflowed: the page request queue (PRIQ / PRQ) or the event / fault queue. */
+  readonly queue: 'page-request' | 'event';
+}
+
 /** Everything a driver reports through `IommuDriver.onFault`. */
-export type IommuFault = PageRequest | FaultEvent;
+export type IommuFault = PageRequest | FaultEvent | FaultQueueOverflow;
 
 /** The answer to a page request group, routed back to the device. */
 export interface PageResponse {

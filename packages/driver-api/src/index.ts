@@ -17,6 +17,7 @@ export {
   type PageResponseCodeValue,
   type PageRequest,
   type FaultEvent,
+  type FaultQueueOverflow,
   type IommuFault,
   type PageResponse,
 } from './fault.js';

@@ -175,7 +175,7 @@ export class MockDriver implements IommuDriver, DomainHost {
   private readonly viommus = new Set<MockViommu>();
   private nextDomainId = 1;
   private nextObjectId = 1;
-  private readonly handlers = new Set<(f: IommuFault) => void>();
+  private readonly handlers = new Set<(f: IommuFault) => unknown>();
   private irqLoopRunning = false;
   private fcons = 0;
   private ovack = 0;
@@ -684,7 +684,7 @@ export class MockDriver implements IommuDriver, DomainHost {
     await this.submit(1, (u32, w) => writeCmdPageResp(u32, w, code, dev.rid, pasid, grpid));
   }
 
-  onFault(handler: (fault: IommuFault) => void): () => void {
+  onFault(handler: (fault: IommuFault) => unknown): () => void {
     this.checkAlive();
     this.handlers.add(handler);
     void this.irqLoop();
@@ -726,12 +726,16 @@ export class MockDriver implements IommuDriver, DomainHost {
       this.deliver(raw);
     }
     const ovflg = prodReg >>> 31;
-    if (n > 0 || ovflg !== this.ovack) {
-      if (ovflg !== this.ovack) this.faultOverflows++;
+    const overflowed = ovflg !== this.ovack;
+    if (n > 0 || overflowed) {
+      if (overflowed) this.faultOverflows++;
       this.fcons = cons;
       this.ovack = ovflg;
       this.regs.write32(REG_FAULTQ_CONS, (cons | (ovflg << 31)) >>> 0);
     }
+    // One queue carries both page requests and events: its overflow lost page requests, so the
+    // fault layer discards the partial ones.
+    if (overflowed) this.handOut({ kind: 'overflow', queue: 'page-request' });
     return n;
   }
 
@@ -744,13 +748,25 @@ export class MockDriver implements IommuDriver, DomainHost {
       (w0 & 0xff) === FAULT_TYPE_PAGE_REQ
         ? { kind: 'page-request', rid: raw[1]!, pasid, grpid: raw[3]! & 0x1ff, perm, addr, last: (w0 & FAULT_LAST) !== 0 }
         : { kind: 'event', rid: raw[1]!, pasid, addr, reason: ((w0 >>> 8) & 0xff) as FaultReasonCode, detail: raw[6]!, access: perm & 7, raw };
+    const taken = this.handOut(f);
+    // A Last page request nobody took is answered INVALID here (stop markers need no answer).
+    if (!taken && f.kind === 'page-request' && f.last && !(f.pasid >= 0 && (f.perm & 3) === 0)) {
+      const { rid, pasid: p, grpid } = f;
+      this.submit(1, (u32, w) => writeCmdPageResp(u32, w, 1, rid, p, grpid)).catch(() => undefined);
+    }
+  }
+
+  /** Hands `f` to every handler; true when one took it (did not return false or throw). */
+  private handOut(f: IommuFault): boolean {
+    let taken = false;
     for (const h of this.handlers) {
       try {
-        h(f);
+        if (h(f) !== false) taken = true;
       } catch {
         // One handler's failure must not stop the drain.
       }
     }
+    return taken;
   }
 
   /**

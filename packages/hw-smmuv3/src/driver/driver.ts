@@ -141,7 +141,7 @@ export class SmmuV3Driver implements IommuDriver, DomainHost, NestedHost {
   private readonly vmids: IdAllocator;
   private readonly stallRids: ReadonlySet<number>;
   private readonly viommus = new Set<SmmuViommu>();
-  private readonly handlers = new Set<(f: IommuFault) => void>();
+  private readonly handlers = new Set<(f: IommuFault) => unknown>();
   /** Stalled transactions reported and not answered yet (`sid:stag`). */
   private readonly pendingStalls = new Set<string>();
   private readonly locks = new Map<number, Promise<unknown>>();
@@ -674,7 +674,7 @@ export class SmmuV3Driver implements IommuDriver, DomainHost, NestedHost {
     await this.cmdq.issue(1, (u32, w) => cmdPriResp(u32, w, sid, pasid, grpid, priRespOf(code)));
   }
 
-  onFault(handler: (fault: IommuFault) => void): () => void {
+  onFault(handler: (fault: IommuFault) => unknown): () => void {
     this.checkAlive();
     this.handlers.add(handler);
     void this.irqLoop();
@@ -713,25 +713,32 @@ export class SmmuV3Driver implements IommuDriver, DomainHost, NestedHost {
     return this.drainNow();
   }
 
-  /** GERROR, then EVTQ, then PRIQ (the three interrupt handlers). */
+  /**
+   * GERROR, then EVTQ, then PRIQ (the three interrupt handlers); an overflow seen by a drain is
+   * reported after its records (the fault layer then discards partial page requests).
+   */
   private drainNow(): number {
     this.cmdq.handleGerror();
+    const before = this.queues.stats();
     let n = this.queues.drainEvents((raw) => this.handleEvent(raw));
     n += this.queues.drainPageRequests((raw) => this.handlePri(raw));
+    const after = this.queues.stats();
+    if (after.evtqOverflows !== before.evtqOverflows) this.deliver({ kind: 'overflow', queue: 'event' });
+    if (after.priqOverflows !== before.priqOverflows) this.deliver({ kind: 'overflow', queue: 'page-request' });
     return n;
   }
 
+  /** Hands `f` to every handler; true when one took it (did not return false or throw). */
   private deliver(f: IommuFault): boolean {
-    let any = false;
+    let taken = false;
     for (const h of this.handlers) {
-      any = true;
       try {
-        h(f);
+        if (h(f) !== false) taken = true;
       } catch {
         // One handler's failure must not stop the drain.
       }
     }
-    return any;
+    return taken;
   }
 
   private autoIssue(fill: (u32: Uint32Array, w: number) => void): void {
