@@ -35,7 +35,7 @@ export interface FaultDeviceStats {
   noHandler: number;
   /** Non-Last requests dropped: no handler, or the partial list was full. */
   partialDropped: number;
-  /** Partial requests discarded by an overflow or the device's removal. */
+  /** Partial requests discarded: an overflow, the device's removal, their Last taken by no handler. */
   partialDiscarded: number;
   /** Groups answered (any way). */
   answered: number;

@@ -236,9 +236,10 @@ export class FaultQueue implements FaultSink {
    */
   close(): number {
     if (this.#closed) return 0;
-    const n = this.autoRespond(() => true);
+    // Refuse first: a group delivered while the answers go out (a drain the driver runs from
+    // pageResponse) must be refused, not queued behind the close and left unanswered.
     this.#closed = true;
-    return n;
+    return this.autoRespond(() => true);
   }
 
   #remove(group: IopfGroup): boolean {

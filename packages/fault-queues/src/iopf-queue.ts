@@ -65,7 +65,7 @@ export interface IopfQueueStats {
   noHandler: number;
   /** Non-Last requests dropped (no handler, partial list full). */
   partialDropped: number;
-  /** Partial requests discarded (overflow, device removal). */
+  /** Partial requests discarded (overflow, device removal, their Last taken by no handler). */
   partialDiscarded: number;
   /** Groups a handler refused, answered Response Failure. */
   refused: number;
@@ -443,6 +443,9 @@ export class IopfQueue {
       d.partial.length = w;
     }
     if (h === null || sink === null) {
+      // Its partials go with it (freed unanswered; the kernel would leave them until a discard).
+      s.partialDiscarded += faults.length;
+      d.stats.partialDiscarded += faults.length;
       d.stats.noHandler++;
       this.#errorResponse(d.dev, req);
       return true;
