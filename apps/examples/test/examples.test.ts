@@ -41,3 +41,14 @@ describe('README examples (core)', () => {
     expect(await run(await import('../src/core-ioasid-first-steps.js'))).toEqual(['1 2 3', 'true hello', 'false']);
   });
 });
+
+describe('README examples (faults)', () => {
+  it('@iommulab/fault-queues: a fault handler', async () => {
+    expect(await run(await import('../src/fault-queues-quick-start.js'))).toEqual([
+      '1 0 1 0 40000000',
+      '1 0 1 2 40001000',
+      'false true 0',
+      'true {"requests":2,"groups":1,"success":1}',
+    ]);
+  });
+});
