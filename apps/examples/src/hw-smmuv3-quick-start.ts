@@ -33,7 +33,8 @@ export async function main(log: (...a: unknown[]) => void = console.log): Promis
 
   // The SMMU wrote an event record to the event queue; the driver drains it.
   await driver.drainFaults();
-  const f = faults[0];
+  const f = faults[0]!;
+  if (f.kind !== 'event') throw new Error(`expected an event record, got ${f.kind}`);
   log(f.kind, f.rid.toString(16), f.addr.toString(16)); // event 10 40001000 (StreamID, IOVA)
   log(JSON.stringify(await stack.host.stats(), ['translations', 'tlbHits', 'walks', 'faults', 'events']));
   // {"translations":4,"tlbHits":1,"walks":3,"faults":1,"events":1}

@@ -29,7 +29,7 @@
 import type { BackendStack, IommuDevice, IommuDriver } from '@iommulab/driver-api';
 import type { IommufdCtx } from './context.js';
 import { fail } from './errors.js';
-import { faultAutoResponse } from './fault.js'; // faults and vIOMMU helper's hooks
+import { faultAutoResponse, faultSyncDevice } from './fault.js'; // faults and vIOMMU helper's hooks
 import { vdeviceDeviceGone } from './vdevice.js';
 import { failpoint } from './fail-nth.js';
 import {
@@ -261,6 +261,7 @@ export async function hwptAttach(hwpt: HwPagetable, idev: IommufdDevice, pasid: 
   }
   hwpt.users++;
   idev.attached.set(pasid, hwpt);
+  faultSyncDevice(idev); // src/fault.ts: IOPF on while an attachment has a FAULT
 }
 
 /**

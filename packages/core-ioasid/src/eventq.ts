@@ -22,14 +22,14 @@ import { IommuError } from '@iommulab/driver-api';
 import type { IommufdCtx } from './context.js';
 import { fail } from './errors.js';
 import { IommufdObject } from './object-table.js';
-import { IOMMU_VEVENTQ_FLAG_LOST_EVENTS, IOMMU_VEVENTQ_TYPE_DEFAULT } from './uapi/constants.js';
+import { VeventQueue, type Vevent } from '@iommulab/fault-queues';
+import { IOMMU_VEVENTQ_TYPE_DEFAULT } from './uapi/constants.js';
 import { hex, u32 } from './uapi/u64.js';
 import type { FdTable } from './abi/fd-table.js';
 import type { IommufdViommu } from './viommu.js';
 
 /** `sizeof(struct iommufd_vevent_header)`. */
 export const IOMMUFD_VEVENT_HEADER_BYTES = 8;
-const INT_MAX = 0x7fff_ffff;
 
 // ---------------------------------------------------------------------------- common file part
 
@@ -97,14 +97,7 @@ export function countArg(count: number, what: string): number {
 
 // ---------------------------------------------------------------------------- VEVENTQ
 
-/** One queued vEVENT (`struct iommufd_vevent`); `data` null for the LOST_EVENTS header. */
-interface Vevent {
-  flags: number;
-  sequence: number;
-  data: Uint8Array | null;
-}
-
-/** A vIOMMU event queue (`struct iommufd_veventq`). */
+/** A vIOMMU event queue (`struct iommufd_veventq`); the stream is a fault-queues `VeventQueue`. */
 export class IommufdVeventq extends IommufdObject {
   readonly type = 'veventq' as const;
   /** The vIOMMU (holds a users reference on it). */
@@ -113,13 +106,8 @@ export class IommufdVeventq extends IommufdObject {
   readonly vtype: number;
   /** `veventq_depth`. */
   readonly depth: number;
-  /** @internal the deliver list. */
-  readonly list: Vevent[] = [];
-  private readonly lost: Vevent = { flags: IOMMU_VEVENTQ_FLAG_LOST_EVENTS, sequence: 0, data: null };
-  /** Events pending (the LOST_EVENTS header not counted). */
-  numEvents = 0;
-  /** The sequence number of the next report. */
-  sequence = 0;
+  /** The bounded stream: sequence numbers, LOST_EVENTS. */
+  readonly stream: VeventQueue;
   /** The file (set by {@link veventqAlloc}). */
   file: VeventqFile | null = null;
   private linked = false;
@@ -129,6 +117,26 @@ export class IommufdVeventq extends IommufdObject {
     this.viommu = viommu;
     this.vtype = vtype;
     this.depth = depth;
+    this.stream = new VeventQueue(depth);
+  }
+
+  /** @internal the deliver list. */
+  get list(): readonly Vevent[] {
+    return this.stream.list;
+  }
+
+  /** Events pending (the LOST_EVENTS header not counted). */
+  get numEvents(): number {
+    return this.stream.numEvents;
+  }
+
+  /** The sequence number of the next report. */
+  get sequence(): number {
+    return this.stream.sequence;
+  }
+
+  set sequence(v: number) {
+    this.stream.sequence = v;
   }
 
   /** @internal joins the vIOMMU's list and takes a users reference on it. */
@@ -140,7 +148,7 @@ export class IommufdVeventq extends IommufdObject {
 
   /** `iommufd_veventq_destroy` / `_abort`: frees the queued events, leaves the vIOMMU. */
   destroy(): void {
-    this.list.length = 0;
+    this.stream.clear();
     if (!this.linked) return;
     this.linked = false;
     const i = this.viommu.veventqs.indexOf(this);
@@ -151,45 +159,12 @@ export class IommufdVeventq extends IommufdObject {
   /** `iommufd_viommu_report_event` for this queue: queues `data` or records a loss. */
   report(data: Uint8Array): void {
     if (data.length === 0) throw new IommuError('EINVAL', 'a vEVENT needs data');
-    let ev: Vevent;
-    if (this.numEvents === this.depth) ev = this.lost;
-    else {
-      ev = { flags: 0, sequence: 0, data: data.slice() };
-      this.numEvents++;
-    }
-    // iommufd_vevent_handler: the LOST_EVENTS header leaves the tail as the new node joins it.
-    if (this.list.length > 0 && this.list[this.list.length - 1] === this.lost) this.list.pop();
-    this.list.push(ev);
-    ev.sequence = this.sequence;
-    this.sequence = (this.sequence + 1) & INT_MAX;
+    this.stream.report(data);
   }
 
   /** `iommufd_veventq_fops_read`. */
   readEvents(count: number): Uint8Array {
-    const out: Uint8Array[] = [];
-    let done = 0;
-    while (this.list.length > 0) {
-      const cur = this.list[0]!;
-      if (done >= count || IOMMUFD_VEVENT_HEADER_BYTES > count - done) break;
-      const dataLen = cur.data === null ? 0 : cur.data.length;
-      if (cur !== this.lost && IOMMUFD_VEVENT_HEADER_BYTES + dataLen > count - done) break;
-      this.list.shift();
-      const rec = new Uint8Array(IOMMUFD_VEVENT_HEADER_BYTES + dataLen);
-      const dv = new DataView(rec.buffer);
-      dv.setUint32(0, cur.flags, true);
-      dv.setUint32(4, cur.sequence, true);
-      if (cur.data !== null) rec.set(cur.data, IOMMUFD_VEVENT_HEADER_BYTES);
-      out.push(rec);
-      if (cur !== this.lost) this.numEvents--;
-      done += rec.length;
-    }
-    const buf = new Uint8Array(done);
-    let at = 0;
-    for (const r of out) {
-      buf.set(r, at);
-      at += r.length;
-    }
-    return buf;
+    return this.stream.read(count);
   }
 }
 
@@ -216,7 +191,7 @@ export class VeventqFile extends EventqFile {
 
   poll(): { readable: boolean; writable: boolean } {
     // eventq.c iommufd_eventq_fops_poll (shared by FAULT and VEVENTQ): EPOLLOUT is always set.
-    return { readable: this.veventq.list.length > 0, writable: true };
+    return { readable: this.veventq.stream.readable, writable: true };
   }
 }
 

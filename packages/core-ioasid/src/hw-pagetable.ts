@@ -28,7 +28,6 @@ import {
 import type { IommufdCtx } from './context.js';
 import { getDevice, type IommufdDevice } from './device.js';
 import { fail, IommufdError } from './errors.js';
-import { faultHwptAttached } from './fault.js'; // faults and vIOMMU helper's hook
 import type { IommufdViommu } from './viommu.js';
 import { failpoint } from './fail-nth.js';
 import type { Ioas } from './ioas.js';
@@ -404,7 +403,6 @@ export async function hwptAlloc(ctx: IommufdCtx, a: HwptAllocArgs): Promise<{ ou
     }
     hwpt.fault = fault;
     fault.users++;
-    faultHwptAttached(hwpt); // src/fault.ts: route the driver's page requests to the FAULT
   }
   ctx.objects.finalize(hwpt);
   return { outHwptId: hwpt.id };

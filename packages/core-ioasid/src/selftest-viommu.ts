@@ -19,7 +19,7 @@
 import type { IommuDevice, IommuDriver } from '@iommulab/driver-api';
 import type { IommufdDevice } from './device.js';
 import { fail } from './errors.js';
-import { faultRouter } from './fault.js';
+import { faultFlush } from './fault.js';
 import { driverFail } from './hw-pagetable.js';
 import type { IommuFd } from './iommufd.js';
 import { u32, u64 } from './uapi/u64.js';
@@ -61,17 +61,14 @@ export class ViommuTestOps {
     const pm = u32(perm, 'perm');
     const a = Number(u64(addr, 'addr'));
     const drv = this.mockDriver(idev, 'triggerPageRequest');
-    const router = faultRouter(this.fd.ctx);
-    // Listen while the request is in flight, so a device without an IOPF HWPT is answered too.
-    router.acquire(drv);
     try {
       await drv.triggerPageRequest(idev.dev, { pasid: p === 0 ? -1 : p, grpid: g, perm: pm, addr: a, last: true });
+      // Drained now: routed to the FAULT, or answered INVALID (by the fault layer, or by the
+      // driver for a device without IOPF).
       await drv.drainFaults();
-      await router.flush();
+      await faultFlush(this.fd.ctx);
     } catch (e) {
       driverFail('IOMMU_TEST_OP_TRIGGER_IOPF', e);
-    } finally {
-      router.release(drv);
     }
   }
 
