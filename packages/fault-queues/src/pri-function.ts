@@ -70,6 +70,9 @@ interface Outstanding {
 
 interface Waiter {
   readonly count: number;
+  readonly pasid: number;
+  /** Resolves the request's response (the group's `Outstanding.resolve`). */
+  readonly settle: (code: PageResponseCodeValue) => void;
   readonly go: (index: number) => void;
   readonly fail: (e: Error) => void;
 }
@@ -89,8 +92,6 @@ export class PriFunction {
   #status = 0;
   #enabled = true;
   #nextIndex = 0;
-  #reserved = 0;
-  readonly #reservedIndex = new Set<number>();
 
   constructor(options: PriFunctionOptions) {
     const cap = options.capacity ?? 512;
@@ -147,18 +148,24 @@ export class PriFunction {
       if ((p.perm & (PgFaultPerm.READ | PgFaultPerm.WRITE)) === 0) throw new RangeError('PriFunction.request: a page request needs Read or Write (no Read and no Write is a stop marker)');
     }
     this.#checkRunning();
-    let index: number;
-    if (this.#waiters.length === 0 && this.#fits(n)) index = this.#take(n);
-    else {
-      this.stats.creditWaits++;
-      index = await this.#waitCredits(n);
-      // Credits and index were reserved for this request by #wake.
-      this.#reserved--;
-      this.#reservedIndex.delete(index);
-    }
     let settle!: (code: PageResponseCodeValue) => void;
     const answered = new Promise<PageResponseCodeValue>((r) => (settle = r));
-    this.#outstanding.set(index, { index, pasid, count: n, resolve: settle });
+    let index: number;
+    if (this.#waiters.length === 0 && this.#fits(n)) index = this.#start(n, pasid, settle);
+    else {
+      this.stats.creditWaits++;
+      // #wake takes the credits and the index and registers the group before resuming us.
+      index = await this.#waitCredits(n, pasid, settle);
+      const o = this.#outstanding.get(index);
+      // A reset between the wake and now forgot the group (it resolved FAILURE): send nothing.
+      if (o === undefined || o.resolve !== settle) return answered;
+      if (!this.#enabled || this.#status & PriStatus.RF) {
+        // PRI stopped between the wake and now: the group never goes out.
+        this.#outstanding.delete(index);
+        this.#used -= n;
+        this.#checkRunning();
+      }
+    }
     this.stats.groups++;
     for (let i = 0; i < n; i++) {
       const p = pages[i]!;
@@ -228,26 +235,30 @@ export class PriFunction {
   }
 
   #fits(n: number): boolean {
-    return this.#used + n <= this.#allocation && this.#outstanding.size + this.#reserved <= PRG_INDEX_MAX;
+    return this.#used + n <= this.#allocation && this.#outstanding.size <= PRG_INDEX_MAX;
   }
 
-  /** Takes `n` credits and a free PRG index (not reused until its response). */
-  #take(n: number): number {
-    this.#used += n;
+  /**
+   * Takes `n` credits and a free PRG index (not reused until its response) and registers the
+   * group as outstanding.
+   */
+  #start(n: number, pasid: number, settle: (code: PageResponseCodeValue) => void): number {
     for (let k = 0; k <= PRG_INDEX_MAX; k++) {
       const i = (this.#nextIndex + k) & PRG_INDEX_MAX;
-      if (!this.#outstanding.has(i) && !this.#reservedIndex.has(i)) {
+      if (!this.#outstanding.has(i)) {
         this.#nextIndex = (i + 1) & PRG_INDEX_MAX;
+        this.#used += n;
+        this.#outstanding.set(i, { index: i, pasid, count: n, resolve: settle });
         return i;
       }
     }
     throw new Error('PriFunction: no free PRG index');
   }
 
-  #waitCredits(n: number): Promise<number> {
+  #waitCredits(n: number, pasid: number, settle: (code: PageResponseCodeValue) => void): Promise<number> {
     let w!: Waiter;
     const p = new Promise<number>((go, fail) => {
-      w = { count: n, go, fail };
+      w = { count: n, pasid, settle, go, fail };
       this.#waiters.push(w);
     });
     return withTimeout(p, this.#timeoutMs, () => {
@@ -263,11 +274,7 @@ export class PriFunction {
       const w = this.#waiters[0]!;
       if (this.#status & PriStatus.RF || !this.#enabled || !this.#fits(w.count)) return;
       this.#waiters.shift();
-      const index = this.#take(w.count);
-      // Reserved until the woken request registers it as outstanding.
-      this.#reserved++;
-      this.#reservedIndex.add(index);
-      w.go(index);
+      w.go(this.#start(w.count, w.pasid, w.settle));
     }
   }
 
