@@ -41,7 +41,7 @@ export interface FaultQueueStats {
   rejected: number;
   /** Groups answered automatically (detach, replace, destroy, close). */
   autoResponses: number;
-  /** Groups the fault layer withdrew (timeout, device removal). */
+  /** Groups answered elsewhere and withdrawn (timeout, device removal, a direct respond). */
   withdrawn: number;
 }
 
@@ -53,6 +53,8 @@ export class FaultQueue implements FaultSink {
   /** Deliver list: `#deliver[#head..]`. */
   #deliver: IopfGroup[] = [];
   #head = 0;
+  /** The groups of the deliver list (O(1) membership for withdraw). */
+  readonly #queued = new Set<IopfGroup>();
   readonly #response = new Map<number, IopfGroup>();
   readonly #cookies = new CookieAllocator();
   #closed = false;
@@ -96,6 +98,7 @@ export class FaultQueue implements FaultSink {
       return false;
     }
     this.#deliver.push(group);
+    this.#queued.add(group);
     this.stats.delivered++;
     const l = this.#onReadable;
     if (l !== undefined) {
@@ -153,6 +156,7 @@ export class FaultQueue implements FaultSink {
         break;
       }
       this.#head++;
+      this.#queued.delete(g);
       g.cookie = cookie;
       this.#response.set(cookie, g);
       this.stats.read++;
@@ -215,7 +219,10 @@ export class FaultQueue implements FaultSink {
     const keep: IopfGroup[] = [];
     for (let i = this.#head; i < this.#deliver.length; i++) {
       const g = this.#deliver[i]!;
-      (match(g) ? groups : keep).push(g);
+      if (match(g)) {
+        groups.push(g);
+        this.#queued.delete(g);
+      } else keep.push(g);
     }
     this.#deliver = keep;
     this.#head = 0;
@@ -248,9 +255,8 @@ export class FaultQueue implements FaultSink {
       this.#cookies.free(group.cookie);
       return true;
     }
-    const i = this.#deliver.indexOf(group, this.#head);
-    if (i < 0) return false;
-    this.#deliver.splice(i, 1);
+    if (!this.#queued.delete(group)) return false;
+    this.#deliver.splice(this.#deliver.indexOf(group, this.#head), 1);
     return true;
   }
 

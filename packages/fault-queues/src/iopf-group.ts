@@ -33,7 +33,10 @@ export interface FaultSink {
    * fault layer then answers the group Response Failure, as the kernel does when a handler fails.
    */
   deliver(group: IopfGroup): boolean;
-  /** The fault layer answered `group` itself (timeout, device removal): forget it. */
+  /**
+   * `group` was answered (a timeout, the device's removal, a direct {@link IopfGroup.respond},
+   * or the sink's own answer): forget it if still held. Called once per delivered group.
+   */
   withdraw(group: IopfGroup): void;
 }
 

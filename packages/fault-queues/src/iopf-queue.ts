@@ -220,10 +220,7 @@ export class IopfQueue {
     this.stats.partialDiscarded += d.partial.length;
     d.stats.partialDiscarded += d.partial.length;
     d.partial.length = 0;
-    for (const g of [...d.pending]) {
-      g.sink.withdraw(g);
-      this.respond(g, PageResponseCode.INVALID);
-    }
+    for (const g of [...d.pending]) this.respond(g, PageResponseCode.INVALID);
     this.#devices.delete(d.rid);
     this.#ref(-1);
   }
@@ -286,10 +283,15 @@ export class IopfQueue {
 
   /**
    * `iopf_group_response`: sends the group's one response (`code`) to the driver, addressed with
-   * the device and the Last request's PASID and PRG index. Returns false, sending nothing, when
-   * the group was already answered or is not pending on its device.
+   * the device and the Last request's PASID and PRG index, and withdraws the group from its sink
+   * (a fault queue then neither hands it to a reader nor takes a response for it). Returns false,
+   * sending nothing, when the group was already answered or is not pending on its device.
    */
   respond(group: IopfGroup, code: PageResponseCodeValue): boolean {
+    return this.#answer(group, code, true);
+  }
+
+  #answer(group: IopfGroup, code: PageResponseCodeValue, withdraw: boolean): boolean {
     if (code !== 0 && code !== 1 && code !== 2) throw new RangeError(`respond: code ${String(code)} is not SUCCESS / INVALID / FAILURE`);
     const d = group.device;
     if (d.queue !== this || !d.pending.has(group) || !group.markAnswered(code)) {
@@ -298,6 +300,13 @@ export class IopfQueue {
     }
     d.pending.delete(group);
     d.stats.answered++;
+    if (withdraw) {
+      try {
+        group.sink.withdraw(group);
+      } catch {
+        // A broken sink must not keep the device waiting.
+      }
+    }
     const last = group.last;
     this.#send(d.dev, {
       rid: d.rid,
@@ -465,7 +474,7 @@ export class IopfQueue {
     }
     if (!taken) {
       s.refused++;
-      this.respond(group, PageResponseCode.FAILURE);
+      this.#answer(group, PageResponseCode.FAILURE, false);
     }
     return true;
   }
@@ -496,7 +505,6 @@ export class IopfQueue {
       if (g.deadline > now) break;
       this.#deadlineHead++;
       if (g.state !== 'pending' || !g.device.pending.has(g)) continue;
-      g.sink.withdraw(g);
       if (this.respond(g, this.#timeoutCode)) this.stats.timeouts++;
     }
     if (this.#deadlineHead > 1024 && this.#deadlineHead * 2 > list.length) {

@@ -4,7 +4,7 @@
 // never reaches a newer group that reused the PRG index.
 import { PageResponseCode } from '@iommulab/driver-api';
 import { describe, expect, it } from 'vitest';
-import { IopfQueue } from '../src/index.js';
+import { decodePgfaults, FaultQueue, IopfQueue, type IopfGroup } from '../src/index.js';
 import { device, FakeDriver, pageRequest, RecordingSink, routeAllTo } from './fake-driver.js';
 
 function setup() {
@@ -86,6 +86,64 @@ describe('response: one pageResponse per group', () => {
     expect(other.respond(sink.delivered[0]!, PageResponseCode.SUCCESS)).toBe(false);
     expect(sink.delivered[0]!.state).toBe('pending');
     expect(fd.sent).toEqual([]);
+  });
+});
+
+describe('response: the sink forgets an answered group', () => {
+  it('a group answered directly while queued in a FaultQueue is withdrawn: never read, its room freed', () => {
+    const fd = new FakeDriver();
+    const q = new IopfQueue(fd.driver);
+    const fq = new FaultQueue({ capacity: 1 });
+    const groups: IopfGroup[] = [];
+    q.addDevice(device(0x51), () => ({
+      handle: {},
+      sink: {
+        deliver: (g) => (groups.push(g), fq.deliver(g)),
+        withdraw: (g) => fq.withdraw(g),
+      },
+    }));
+    fd.push(pageRequest({ rid: 0x51, grpid: 1, last: true }));
+    expect(groups[0]!.respond(PageResponseCode.SUCCESS)).toBe(true);
+    expect(fq.pendingRead).toBe(0);
+    expect(fq.stats.withdrawn).toBe(1);
+    expect(fq.read(40).length).toBe(0);
+    fd.push(pageRequest({ rid: 0x51, grpid: 2, last: true })); // fits: the capacity was freed
+    expect(decodePgfaults(fq.read(40)).map((r) => [r.grpid, r.cookie])).toEqual([[2, 1]]);
+    expect(fd.responses()).toEqual([{ rid: 0x51, pasid: -1, grpid: 1, code: PageResponseCode.SUCCESS }]);
+  });
+
+  it('a group answered directly after it was read: its cookie is no longer accepted', () => {
+    const fd = new FakeDriver();
+    const q = new IopfQueue(fd.driver);
+    const fq = new FaultQueue();
+    const groups: IopfGroup[] = [];
+    q.addDevice(device(0x52), () => ({
+      handle: {},
+      sink: {
+        deliver: (g) => (groups.push(g), fq.deliver(g)),
+        withdraw: (g) => fq.withdraw(g),
+      },
+    }));
+    fd.push(pageRequest({ rid: 0x52, grpid: 1, last: true }));
+    fq.read(40);
+    groups[0]!.respond(PageResponseCode.INVALID);
+    expect(fq.awaitingResponse).toBe(0);
+    expect(fq.respond(1, 0)).toMatch(/cookie 1/);
+    expect(fd.sent).toHaveLength(1);
+  });
+
+  it('the sink is told once per answered group, and not for a group it refused', () => {
+    const fd = new FakeDriver();
+    const q = new IopfQueue(fd.driver);
+    const sink = new RecordingSink();
+    q.addDevice(device(0x53), routeAllTo(sink));
+    fd.push(pageRequest({ rid: 0x53, grpid: 1, last: true }));
+    const g = sink.delivered[0]!;
+    g.respond(PageResponseCode.SUCCESS);
+    g.respond(PageResponseCode.SUCCESS);
+    sink.refuse = true;
+    fd.push(pageRequest({ rid: 0x53, grpid: 2, last: true }));
+    expect(sink.withdrawn).toEqual([g]);
   });
 });
 
