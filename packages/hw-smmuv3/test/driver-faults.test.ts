@@ -94,6 +94,42 @@ describe('PRI (smmuv3.md §6)', () => {
     expect(r.hw.takePageResponses()).toEqual([{ rid: 5, pasid: -1, grpid: 1, code: PageResponseCode.INVALID }]);
   });
 
+  it('a handler that declines a page request (returns false) leaves it to the driver: the Last is answered InvalidRequest once (iommu_report_device_fault failed)', async () => {
+    const r = await DriverRig.create();
+    const dev = await r.drv.probeDevice({ rid: 5, pri: true, pasidBits: 4 });
+    await r.drv.attachDevice(dev, await r.drv.domainAllocPaging(dev));
+    const seen: IommuFault[] = [];
+    r.drv.onFault((f) => {
+      seen.push(f);
+      return false;
+    });
+    r.hw.pageRequest({ rid: 5, pasid: -1, addr: 0x7000, perm: PgFaultPerm.READ, grpid: 4, last: false });
+    r.hw.pageRequest({ rid: 5, pasid: -1, addr: 0x8000, perm: PgFaultPerm.WRITE, grpid: 4, last: true });
+    await r.drv.drainFaults();
+    await tick();
+    expect(seen.map((f) => f.kind === 'page-request' && f.last)).toEqual([false, true]);
+    expect(r.hw.takePageResponses()).toEqual([{ rid: 5, pasid: -1, grpid: 4, code: PageResponseCode.INVALID }]);
+    // A second handler that takes it: the driver no longer answers.
+    r.drv.onFault(() => undefined);
+    r.hw.pageRequest({ rid: 5, pasid: -1, addr: 0x9000, perm: PgFaultPerm.READ, grpid: 5, last: true });
+    await r.drv.drainFaults();
+    await tick();
+    expect(r.hw.takePageResponses()).toEqual([]);
+  });
+
+  it('PRIQ overflow (PROD.OVFLG, smmuv3.md §6): the drain that sees it ends with a page-request overflow report', async () => {
+    const r = await DriverRig.create({ drv: { driverPriqLog2: 1 } });
+    const dev = await r.drv.probeDevice({ rid: 5, pri: true });
+    await r.drv.attachDevice(dev, await r.drv.domainAllocPaging(dev));
+    const seen: IommuFault[] = [];
+    r.drv.onFault((f) => seen.push(f));
+    for (let i = 0; i < 4; i++) r.hw.pageRequest({ rid: 5, pasid: -1, addr: 0x1000 * i, perm: PgFaultPerm.READ, grpid: i, last: false });
+    await r.drv.drainFaults();
+    expect(seen.map((f) => f.kind)).toEqual(['page-request', 'page-request', 'overflow']);
+    expect(seen[2]).toEqual({ kind: 'overflow', queue: 'page-request' });
+    expect(r.drv.stats().priqOverflows).toBe(1);
+  });
+
   it('pageResponse refuses a device with neither PRI nor stall, and bad codes', async () => {
     const r = await DriverRig.create();
     const dev = await r.drv.probeDevice({ rid: 5 });
