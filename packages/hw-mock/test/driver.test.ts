@@ -264,6 +264,59 @@ for (const mode of ['in-thread', 'worker'] as const) {
       off();
     });
 
+    it('a page request no handler takes (none listening, or each returns false) is answered INVALID by the driver once its Last arrives; stop markers are not answered', async () => {
+      const s = await open(mode);
+      const drv = s.driver as MockDriver;
+      const dev = await drv.probeDevice({ rid: 9, pri: true, pasidBits: 20 });
+      await drv.attachDevice(dev, await drv.domainAllocPaging(dev, { pasid: true }));
+      const declined: IommuFault[] = [];
+      const off = drv.onFault((f) => {
+        declined.push(f);
+        return false;
+      });
+      expect(await drv.triggerPageRequest(dev, { pasid: -1, grpid: 3, perm: 1, addr: A, last: false })).toBe(true);
+      expect(await drv.triggerPageRequest(dev, { pasid: -1, grpid: 3, perm: 1, addr: A + 0x800, last: true })).toBe(true);
+      expect(await drv.triggerPageRequest(dev, { pasid: 5, grpid: 4, perm: 0, addr: 0, last: true })).toBe(true); // stop marker
+      await drv.drainFaults();
+      expect(declined.map((f) => f.kind === 'page-request' && [f.grpid, f.last])).toEqual([
+        [3, false],
+        [3, true],
+        [4, true],
+      ]);
+      off();
+      // Nobody listening at all: the same.
+      expect(await drv.triggerPageRequest(dev, { pasid: 7, grpid: 6, perm: 2, addr: A, last: true })).toBe(true);
+      await drv.drainFaults();
+      const deadline = Date.now() + 3000;
+      while ((await s.host.stats()).pageResponses < 2 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 5));
+      const st = await s.host.stats();
+      expect(st.pageResponses).toBe(2);
+      if (mode === 'in-thread') {
+        const hw = s.host.hardware as MockHardware;
+        expect(hw.takePageResponses()).toEqual([
+          { rid: 9, pasid: -1, grpid: 3, code: 1 },
+          { rid: 9, pasid: 7, grpid: 6, code: 1 },
+        ]);
+      }
+    });
+
+    it('a fault queue overflow is reported after the drained records as a page-request overflow (one queue carries both)', async () => {
+      const s = await open(mode, { faultqLog2: 1 });
+      const drv = s.driver as MockDriver;
+      const dev = await drv.probeDevice({ rid: 9, pri: true });
+      await drv.attachDevice(dev, await drv.domainAllocPaging(dev));
+      const queued: boolean[] = [];
+      // Nobody listens yet (no irq-driven drain): the 2-entry queue fills, then overflows.
+      for (let g = 0; g < 4; g++) queued.push(await drv.triggerPageRequest(dev, { pasid: -1, grpid: g, perm: 1, addr: A, last: false }));
+      expect(queued).toEqual([true, true, false, false]);
+      const got: IommuFault[] = [];
+      drv.onFault((f) => got.push(f));
+      await drv.drainFaults();
+      expect(got.map((f) => f.kind)).toEqual(['page-request', 'page-request', 'overflow']);
+      expect(got[2]).toEqual({ kind: 'overflow', queue: 'page-request' });
+      expect(drv.faultOverflows).toBe(1);
+    });
+
     it('runs a DMA workload on the instance (runWorkload) with IOTLB hits', async () => {
       const s = await open(mode);
       const dev = await s.driver.probeDevice({ rid: 1 });
