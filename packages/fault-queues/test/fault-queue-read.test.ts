@@ -196,6 +196,40 @@ describe('FaultQueue: cookies', () => {
   });
 });
 
+describe('FaultQueue: long runs', () => {
+  it('keeps FIFO order and lowest-free cookies across thousands of groups read in chunks (deliver list compaction)', () => {
+    const { fq, group } = setup();
+    for (let i = 0; i < 3000; i++) group(i & 0x1ff);
+    const grpids: number[] = [];
+    const cookies: number[] = [];
+    for (;;) {
+      const recs = decodePgfaults(fq.read(40 * 7));
+      if (recs.length === 0) break;
+      for (const r of recs) {
+        grpids.push(r.grpid);
+        cookies.push(r.cookie);
+      }
+    }
+    expect(grpids).toEqual(Array.from({ length: 3000 }, (_, i) => i & 0x1ff));
+    expect(cookies).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+    expect(fq.awaitingResponse).toBe(3000);
+  });
+
+  it('auto-answers correctly after the deliver list was compacted', () => {
+    const { fd, fq, group } = setup();
+    for (let i = 0; i < 2100; i++) group(i & 0x1ff);
+    fq.read(40 * 1100); // the head passes 1024 with more than half the list read: compaction
+    expect(fq.pendingRead).toBe(1000);
+    // PRG index 100: groups 100 and 612 (read), 1124 and 1636 (queued)
+    expect(fq.autoRespond((g) => g.last.grpid === 100)).toBe(4);
+    expect(fd.sent).toHaveLength(4);
+    expect(fq.pendingRead).toBe(998);
+    const rest = decodePgfaults(fq.read(40 * 1000)).map((r) => r.grpid);
+    const want = Array.from({ length: 1000 }, (_, k) => (1100 + k) & 0x1ff).filter((g) => g !== 100);
+    expect(rest).toEqual(want);
+  });
+});
+
 describe('FaultQueue.readInto', () => {
   it('fills the caller’s buffer (at its byte offset) and returns the bytes written', () => {
     const { fq, group } = setup();

@@ -203,6 +203,21 @@ describe('response: driver errors', () => {
     expect(sink.delivered[0]!.state).toBe('answered');
   });
 
+  it('a pageResponse that throws synchronously is counted the same way and does not break the caller', async () => {
+    const fd = new FakeDriver();
+    const err = new Error('sync failure');
+    const driver = { ...fd.driver, pageResponse: () => { throw err; } } as typeof fd.driver;
+    const q = new IopfQueue(driver);
+    const sink = new RecordingSink();
+    q.addDevice(device(0x50), routeAllTo(sink));
+    fd.push(pageRequest({ rid: 0x50, grpid: 1, last: true }));
+    expect(sink.delivered[0]!.respond(PageResponseCode.INVALID)).toBe(true);
+    await q.flush();
+    expect(q.stats.responseErrors).toBe(1);
+    expect(q.stats.invalid).toBe(1);
+    expect(q.lastResponseError).toBe(err);
+  });
+
   it('flush() resolves once the driver handled every response', async () => {
     const { fd, q, sink } = setup();
     fd.push(pageRequest({ rid: 0x50, grpid: 1, last: true }));
