@@ -87,6 +87,8 @@ export class SmmuCmdq {
   lastGerror = 0;
   /** Last illegal command skipped (four words), for reports and tests. */
   lastIllegal: Uint32Array | undefined;
+  /** The shared wait of the commands issued without a CMD_SYNC (see issuedConsumed). */
+  private issuedWait: Promise<void> | undefined;
 
   constructor(private readonly cfg: CmdqConfig) {
     this.u32 = cfg.mem.u32;
@@ -167,7 +169,13 @@ export class SmmuCmdq {
     return e;
   }
 
-  private async wait(pred: () => boolean, what: string): Promise<void> {
+  /**
+   * Waits for `pred`, woken by the irq doorbell, or (`poll`) re-checked once per event-loop turn
+   * without spinning first: the SMMU rings the doorbell for completed CMD_SYNCs and queue
+   * interrupts only, so the consumption of commands issued without a CMD_SYNC is polled (a
+   * doorbell wait would sleep a whole wait slice, 20 ms, whenever the first checks missed).
+   */
+  private async wait(pred: () => boolean, what: string, poll = false): Promise<void> {
     try {
       await waitUntil(
         () => {
@@ -175,7 +183,7 @@ export class SmmuCmdq {
           this.handleGerror();
           return pred();
         },
-        { doorbell: this.cfg.regs.irq, timeoutMs: this.cfg.timeoutMs, what },
+        poll ? { timeoutMs: this.cfg.timeoutMs, spin: 0, what } : { doorbell: this.cfg.regs.irq, timeoutMs: this.cfg.timeoutMs, what },
       );
     } catch (e) {
       throw this.timeout(e, what);
@@ -248,6 +256,24 @@ export class SmmuCmdq {
     return this.submitSlow(count, fill, false);
   }
 
+  /**
+   * Resolves once the SMMU has consumed every command pushed so far. One poll serves a burst of
+   * issues: the target is taken a microtask later, when the burst (e.g. the responses of one
+   * fault-fd write) is pushed, and consumption is in order, so reaching it covers each of them.
+   */
+  private issuedConsumed(): Promise<void> {
+    if (this.issuedWait === undefined) {
+      this.issuedWait = Promise.resolve().then(() => {
+        this.issuedWait = undefined;
+        const target = (this.prod - 1) & this.mask;
+        const log2 = this.cfg.log2;
+        if (queueConsumed(this.consNow(), target, log2)) return;
+        return this.wait(() => queueConsumed(this.consNow(), target, log2), 'consumption of issued commands', true);
+      });
+    }
+    return this.issuedWait;
+  }
+
   private async submitSlow(count: number, fill: CmdFiller, sync: boolean): Promise<void> {
     const maxBatch = this.entries - 1;
     let k = 0;
@@ -256,7 +282,7 @@ export class SmmuCmdq {
       const need = sync ? n + 1 : n;
       // Re-check synchronously after every wait: another submit may have taken the space.
       while (!this.hasSpace(need)) {
-        await this.wait(() => this.hasSpace(need), `space for ${need} commands in the CMDQ`);
+        await this.wait(() => this.hasSpace(need), `space for ${need} commands in the CMDQ`, true);
       }
       const at = this.push(n, fill, k, sync);
       k += n;
@@ -264,9 +290,7 @@ export class SmmuCmdq {
         if (!this.syncDone(at)) await this.wait(() => this.syncDone(at), `CMD_SYNC at CMDQ position 0x${at.toString(16)}`);
       } else {
         const last = (this.prod - 1) & this.mask;
-        if (!queueConsumed(this.consNow(), last, this.cfg.log2)) {
-          await this.wait(() => queueConsumed(this.consNow(), last, this.cfg.log2), 'consumption of issued commands');
-        }
+        if (!queueConsumed(this.consNow(), last, this.cfg.log2)) await this.issuedConsumed();
       }
     } while (k < count);
   }
