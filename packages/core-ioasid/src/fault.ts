@@ -7,7 +7,9 @@
  * responses).
  *
  * - IOPF is enabled for a device (`IopfQueue.addDevice`) while one of its RID / PASID attachments
- *   is a HWPT with a FAULT, and disabled when the last one goes. Its page requests are routed to
+ *   is a HWPT with a FAULT (or a nested HWPT whose parent has one), and disabled when the last
+ *   one goes. Faults are per handle: a stage-2 fault of a nested attachment goes to the parent's
+ *   FAULT (level 2), any other to the attachment's own (level 1). Its page requests are routed to
  *   the attachment of the request's PASID (if that PASID is not attached, the RID's nested HWPT:
  *   drivers with a user-managed PASID table), else of the RID; a HWPT without FAULT gets its
  *   requests answered INVALID; a device without IOPF has them answered by the driver.
@@ -18,7 +20,7 @@
  *
  * Responses reach the driver asynchronously (in order); {@link IommufdFault.flush} waits for them.
  */
-import { IommuError, type IommuDriver } from '@iommulab/driver-api';
+import { IommuError, type IommuDriver, type PageRequest } from '@iommulab/driver-api';
 import { FaultQueue, IopfQueue, type FaultHandler, type IopfGroup } from '@iommulab/fault-queues';
 import type { FdTable } from './abi/fd-table.js';
 import type { IommufdCtx } from './context.js';
@@ -36,6 +38,13 @@ const NO_PASID = 0;
 interface AttachHandle {
   readonly idev: IommufdDevice;
   readonly pasid: number;
+  /** 2 when routed to a nested attachment's parent (a stage-2 fault), else 1. */
+  readonly level: 1 | 2;
+}
+
+/** What this module needs of a nested HWPT (hw-pagetable.ts is not imported at load time). */
+interface HwptNestedLike {
+  readonly parent: HwPagetable;
 }
 
 /** A fault queue (`struct iommufd_fault`). */
@@ -140,8 +149,13 @@ function faultOf(hwpt: HwPagetable | undefined): IommufdFault | null {
   return f instanceof IommufdFault && f.visible ? f : null;
 }
 
-/** `find_fault_handler` for one device: the attachment a request of `pasid` (-1: none) goes to. */
-function handlerOf(idev: IommufdDevice, pasid: number): FaultHandler | null {
+/**
+ * `find_fault_handler` for one device: the attachment a request of `pasid` (-1: none) goes to.
+ * Faults are per handle: a stage-2 fault (`req.stage === 2`) of a nested attachment goes to the
+ * parent HWPT's FAULT when it has one (level-2 faults to the parent's owner, level-1 to the
+ * child's).
+ */
+function handlerOf(idev: IommufdDevice, pasid: number, req?: PageRequest): FaultHandler | null {
   let slot = NO_PASID;
   let hwpt: HwPagetable | undefined;
   if (pasid >= 0) {
@@ -156,8 +170,12 @@ function handlerOf(idev: IommufdDevice, pasid: number): FaultHandler | null {
     }
   } else hwpt = idev.attached.get(NO_PASID);
   if (hwpt === undefined) return null;
+  if (req?.stage === 2 && hwpt.type === 'hwpt_nested') {
+    const parentFault = faultOf((hwpt as unknown as HwptNestedLike).parent);
+    if (parentFault !== null) return { handle: { idev, pasid: slot, level: 2 } satisfies AttachHandle, sink: parentFault.queue };
+  }
   const f = faultOf(hwpt);
-  const handle: AttachHandle = { idev, pasid: slot };
+  const handle: AttachHandle = { idev, pasid: slot, level: 1 };
   return { handle, sink: f === null ? null : f.queue };
 }
 
@@ -170,7 +188,10 @@ const owners = new WeakMap<IopfQueue, Map<number, IommufdDevice>>();
  */
 export function faultSyncDevice(idev: IommufdDevice): void {
   let wants: IommufdFault | null = null;
-  for (const h of idev.attached.values()) wants ??= faultOf(h);
+  for (const h of idev.attached.values()) {
+    wants ??= faultOf(h);
+    if (h.type === 'hwpt_nested') wants ??= faultOf((h as unknown as HwptNestedLike).parent);
+  }
   let q: IopfQueue;
   try {
     q = IopfQueue.of(idev.driver as IommuDriver);
@@ -186,7 +207,7 @@ export function faultSyncDevice(idev: IommufdDevice): void {
   const mine = own.get(rid) === idev;
   if (wants !== null && !mine) {
     if (q.device(rid) !== undefined) return; // another context owns the requester id
-    q.addDevice(idev.dev, (pasid) => handlerOf(idev, pasid), idev.id);
+    q.addDevice(idev.dev, (pasid, req) => handlerOf(idev, pasid, req), idev.id);
     own.set(rid, idev);
     queuesOf(wants.ctx).add(q);
   } else if (wants === null && mine) {
@@ -200,13 +221,15 @@ export function faultSyncDevice(idev: IommufdDevice): void {
  * replace); its groups still queued or awaiting a response are answered INVALID.
  */
 export async function faultAutoResponse(hwpt: HwPagetable, idev: IommufdDevice, pasid: number): Promise<void> {
+  const mine = (g: IopfGroup): boolean => {
+    const h = g.handle as AttachHandle;
+    return h.idev === idev && h.pasid === pasid;
+  };
   const fault = hwpt.fault;
-  if (fault instanceof IommufdFault) {
-    fault.queue.autoRespond((g: IopfGroup) => {
-      const h = g.handle as AttachHandle;
-      return h.idev === idev && h.pasid === pasid;
-    });
-  }
+  if (fault instanceof IommufdFault) fault.queue.autoRespond((g) => mine(g) && (g.handle as AttachHandle).level === 1);
+  // Stage-2 faults of a nested attachment went to the parent's FAULT.
+  const parentFault = hwpt.type === 'hwpt_nested' ? (hwpt as unknown as HwptNestedLike).parent.fault : null;
+  if (parentFault instanceof IommufdFault) parentFault.queue.autoRespond((g) => mine(g) && (g.handle as AttachHandle).level === 2);
   faultSyncDevice(idev);
   const q = IopfQueue.of(idev.driver as IommuDriver);
   await q.flush();

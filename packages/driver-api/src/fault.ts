@@ -65,6 +65,13 @@ export interface PageRequest {
   readonly last: boolean;
   /** Stall-model faults are answered by resume/terminate instead of a PRI response. */
   readonly stall?: boolean;
+  /**
+   * The translation stage that faulted, when the hardware says (an SMMUv3 stall record's S2 bit):
+   * 2 for a stage-2 (host-owned, level-2) fault. Absent when unknown or stage 1 — a PCIe page
+   * request never says. The fault layer routes stage-2 faults of a nested attachment to the
+   * parent's fault queue.
+   */
+  readonly stage?: 1 | 2;
 }
 
 /** A non-recoverable fault or event record drained from the hardware's event/fault queue. */

@@ -4,7 +4,7 @@
  * not per PASID), its pending list (groups reported and not yet answered: what guarantees an
  * eventual response) and its counters. Created by {@link IopfQueue.addDevice}.
  */
-import type { IommuDevice } from '@iommulab/driver-api';
+import type { IommuDevice, PageRequest } from '@iommulab/driver-api';
 import type { FaultSink, IopfFault, IopfGroup } from './iopf-group.js';
 import type { IopfQueue } from './iopf-queue.js';
 
@@ -19,9 +19,11 @@ export interface FaultHandler {
 /**
  * Finds where a request of `pasid` (-1: no PASID) goes, at the time it arrives: the PASID's
  * attachment, else (drivers with a user-managed PASID table) the RID's nested one; the RID's for
- * a request without PASID. Null when there is none.
+ * a request without PASID. `req` is the request itself (its `stage` lets an owner send stage-2
+ * faults of a nested attachment to the parent's queue: faults are per handle). Null when there
+ * is none.
  */
-export type FaultHandlerLookup = (pasid: number) => FaultHandler | null;
+export type FaultHandlerLookup = (pasid: number, req: PageRequest) => FaultHandler | null;
 
 /** Counters of one device. */
 export interface FaultDeviceStats {

@@ -425,7 +425,7 @@ export class IopfQueue {
     };
     let h: ReturnType<FaultHandlerLookup>;
     try {
-      h = d.lookup(req.pasid);
+      h = d.lookup(req.pasid, req);
     } catch {
       h = null;
     }

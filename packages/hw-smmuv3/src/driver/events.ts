@@ -44,7 +44,7 @@ function inputAddr(raw: Uint32Array): number {
 
 /**
  * Decodes a 32-byte event record (8 words): a stall page request for a stalled translation
- * fault (Stall = 1; grpid = STAG, last = true), else a {@link FaultEvent}.
+ * fault (Stall = 1; grpid = STAG, last = true; `stage: 2` when S2 = 1), else a {@link FaultEvent}.
  */
 export function decodeEvent(raw: Uint32Array): FaultEvent | PageRequest {
   const w0 = raw[0];
@@ -59,7 +59,9 @@ export function decodeEvent(raw: Uint32Array): FaultEvent | PageRequest {
   const pnu = (w3 & (1 << 1)) !== 0; // bit 33
   if (xlat && (w2 & 0x80000000) !== 0 && id !== EvtId.F_WALK_EABT) {
     const perm = (rnw ? PgFaultPerm.READ : PgFaultPerm.WRITE) | (ind ? PgFaultPerm.EXEC : 0) | (pnu ? PgFaultPerm.PRIV : 0);
-    return { kind: 'page-request', rid: sid, pasid, grpid: w2 & 0xffff, perm, addr: inputAddr(raw), last: true, stall: true };
+    const req: PageRequest = { kind: 'page-request', rid: sid, pasid, grpid: w2 & 0xffff, perm, addr: inputAddr(raw), last: true, stall: true };
+    // S2 (dword 1 bit 39): a stage-2 fault, reported to the parent's (level-2) fault queue.
+    return (w3 & (1 << 7)) !== 0 ? { ...req, stage: 2 } : req;
   }
   let access = 0;
   if (xlat) access = ind ? ACCESS_EXEC | ACCESS_READ : rnw ? ACCESS_READ : ACCESS_WRITE;
