@@ -207,14 +207,21 @@ describe('FIXTURE iommufd_ioas (mock_domain): alloc_hwpt_nested, IOPF part', () 
         },
       ]);
       expect(file.poll().readable).toBe(false);
-      // Answer 2 then 1; a freed cookie is handed out again (lowest free).
+      // Answer 2 then 1; a freed cookie is not handed out again: cookies are cyclic (the model
+      // departs on purpose from the kernel's lowest-free xa_alloc, which would give 1 again), so
+      // the stale cookies 1 and 2 answer nothing.
       expect(file.write(responses([2, IOMMUFD_PAGE_RESP_INVALID], [1, IOMMUFD_PAGE_RESP_SUCCESS]))).toBe(16);
       expect(await hwResponses(self, file)).toEqual([
         { rid, pasid: 7, grpid: 6, code: IOMMUFD_PAGE_RESP_INVALID },
         { rid, pasid: -1, grpid: 5, code: IOMMUFD_PAGE_RESP_SUCCESS },
       ]);
       await ops.triggerIopf(deviceId, 0, 9, RW_PERM, 0x1000);
-      expect(records(file.read(40))[0]!.cookie).toBe(1);
+      expect(records(file.read(40))[0]!.cookie).toBe(3);
+      expect(() => file.write(responses([1, IOMMUFD_PAGE_RESP_SUCCESS]))).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+      expect(() => file.write(responses([2, IOMMUFD_PAGE_RESP_SUCCESS]))).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+      expect(await hwResponses(self, file)).toEqual([]);
+      expect(file.write(responses([3, IOMMUFD_PAGE_RESP_SUCCESS]))).toBe(8);
+      expect(await hwResponses(self, file)).toEqual([{ rid, pasid: -1, grpid: 9, code: IOMMUFD_PAGE_RESP_SUCCESS }]);
     });
 
     it('write: ESPIPE for a count not a multiple of 8; EINVAL for a bad code or cookie; partial writes', async () => {

@@ -437,12 +437,14 @@ describe('IOPF through iommufd on SMMUv3: a PCIe function with ATS + PRI (in-thr
     const again = pri.request([{ addr: IOVA, perm: W }]);
     await until(() => hw.stats().priQueued === 2, 'the second page request in the PRIQ');
     await self.stack.driver.drainFaults();
-    expect(file.read(REC)).toEqual(pgfault({ flags: LAST, devId, grpid: 1, perm: W, addr: IOVA, cookie: 1 }));
-    expect(() => file.write(answers([1, 2]))).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    // Cookies are cyclic: the second group gets 2, and the answered group's 1 is not handed out again.
+    expect(file.read(REC)).toEqual(pgfault({ flags: LAST, devId, grpid: 1, perm: W, addr: IOVA, cookie: 2 }));
+    expect(() => file.write(answers([2, 2]))).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    expect(() => file.write(answers([1, IOMMUFD_PAGE_RESP_INVALID]))).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
     await file.fault.flush();
     expect(rig.priResps()).toEqual([]);
     expect(pri.outstanding).toBe(1);
-    expect(file.write(answers([1, IOMMUFD_PAGE_RESP_INVALID]))).toBe(8);
+    expect(file.write(answers([2, IOMMUFD_PAGE_RESP_INVALID]))).toBe(8);
     await file.fault.flush();
     expect(await again).toBe(I);
   });
@@ -613,7 +615,7 @@ describe('IOPF through iommufd on SMMUv3: a PCIe function with ATS + PRI (in-thr
     expect(file.closed).toBe(true);
   });
 
-  it('§3.3 a late answer after detach is EINVAL and never reaches a newer group that reused the PRG index: the function reuses index 5 once its INVALID arrived; the stale {1, SUCCESS} sends nothing and the new group stays pending until it is read and answered with the cookie that read gave it (xa_alloc: 1 again)', async () => {
+  it('§3.3 a late answer after detach is EINVAL and never reaches a newer group that reused the PRG index: the function reuses index 5 once its INVALID arrived; the newer group is read first (cookie 2: cookies are cyclic, unlike the kernel\'s lowest-free xa_alloc, which would give it 1 again); only then does the stale {1, SUCCESS} arrive: EINVAL, nothing sent, the newer group still pending until answered with its own cookie 2', async () => {
     rig = await openRig();
     const { self } = rig;
     const SID = 0x17;
@@ -627,23 +629,30 @@ describe('IOPF through iommufd on SMMUv3: a PCIe function with ATS + PRI (in-thr
     expect(rig.priResps()).toEqual([priResp(SID, -1, 5, PriResp.INVALID_REQUEST)]);
     expect(rig.responses()).toEqual([{ rid: SID, pasid: -1, grpid: 5, code: I }]);
 
-    // Re-attached, the function uses index 5 again for a new group.
+    // Re-attached, the function uses index 5 again for a new group, and the VMM reads it before
+    // its late answer to the old group: the new group's cookie is 2, never the old group's 1.
     await self.fd.deviceAttach({ devId, ptId: hwptId });
     expect(await request(IOVA + P)).toBe(true);
     await drainAfter(2);
     expect(file.poll().readable).toBe(true);
-    // The VMM's late answer to the old group.
+    expect(file.read(4 * REC)).toEqual(pgfault({ flags: LAST, devId, grpid: 5, perm: R, addr: IOVA + P, cookie: 2 }));
+    expect(file.fault.queue.awaitingResponse).toBe(1);
+    // The VMM's late answer to the old group, written after the new group was read: EINVAL, also
+    // as the first entry of a batch (nothing consumed, so the new group's entry is not reached).
     expect(() => file.write(answers([1, IOMMUFD_PAGE_RESP_SUCCESS]))).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    expect(() => file.write(answers([1, IOMMUFD_PAGE_RESP_SUCCESS], [2, IOMMUFD_PAGE_RESP_SUCCESS]))).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
     await file.fault.flush();
     expect(rig.priResps()).toEqual([]);
     expect(rig.responses()).toEqual([]);
-    // The new group is still queued, and gets its own cookie when read.
-    expect(file.read(4 * REC)).toEqual(pgfault({ flags: LAST, devId, grpid: 5, perm: R, addr: IOVA + P, cookie: 1 }));
+    // The new group is still pending, and only its own cookie answers it.
+    expect(file.fault.queue.awaitingResponse).toBe(1);
+    expect(rig.hw.stats()).toMatchObject({ priQueued: 2, pageResponses: 1, pageResponsesAutomatic: 0 });
     const va = await mapKnown(self, ioasId, IOVA + P, 6, 0x66);
-    expect(file.write(answers([1, IOMMUFD_PAGE_RESP_SUCCESS]))).toBe(8);
+    expect(file.write(answers([2, IOMMUFD_PAGE_RESP_SUCCESS]))).toBe(8);
     await file.fault.flush();
     expect(rig.priResps()).toEqual([priResp(SID, -1, 5, PriResp.SUCCESS)]);
     expect(rig.responses()).toEqual([{ rid: SID, pasid: -1, grpid: 5, code: S }]);
+    expect(file.fault.queue.awaitingResponse).toBe(0);
     expect(await ats(self, SID, IOVA + P)).toEqual({ ok: true, pa: self.proc.translate(va), fault: 0, faultDetail: 0 });
     expect(rig.hw.stats()).toMatchObject({ priQueued: 2, pageResponses: 2, pageResponsesAutomatic: 0 });
   });

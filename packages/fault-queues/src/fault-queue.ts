@@ -4,8 +4,11 @@
  * allocated with it.
  * - deliver list: complete groups in FIFO order (`common.deliver`);
  * - read: whole groups of 40-byte `iommu_hwpt_pgfault` records while they fit; each group read
- *   gets the lowest free cookie (from 1) and moves to the response table; count not a multiple of
- *   40 → ESPIPE; the first group does not fit → 0 bytes;
+ *   gets the next cookie of a cyclic allocator over [1, 2^32 − 1] ({@link CookieAllocator}: 1, 2,
+ *   3..., a freed cookie not handed out again until the cursor wraps; on purpose unlike the
+ *   kernel's lowest-free `xa_alloc`, so a late response can never answer a newer group) and moves
+ *   to the response table; count not a multiple of 40 → ESPIPE; the first group does not fit →
+ *   0 bytes;
  * - write: 8-byte `{cookie, code}` responses in order; count not a multiple of 8 → ESPIPE; a code
  *   other than SUCCESS / INVALID or a cookie not awaiting a response → EINVAL when it is the first
  *   entry, else the bytes consumed before it; each valid one answers its group once and frees the
@@ -151,7 +154,7 @@ export class FaultQueue implements FaultSink {
       if (bytes > n - done) break;
       const cookie = this.#cookies.alloc();
       if (cookie === undefined) {
-        // xa_alloc failed: the group stays at the head.
+        // No free cookie (all 2^32 − 1 in use): the group stays at the head.
         if (done === 0) throw new IommuError('EBUSY', 'FAULT read: no free cookie');
         break;
       }

@@ -44,8 +44,11 @@ describe('FaultQueue.autoRespond (detach / replace)', () => {
     expect(fq.stats.autoResponses).toBe(2);
     expect(fq.pendingRead).toBe(1);
     expect(fq.awaitingResponse).toBe(1);
-    // B's groups are untouched: the queued one reads next with the lowest free cookie (1)
-    expect(decodePgfaults(fq.read(40)).map((r) => [r.grpid, r.cookie])).toEqual([[4, 1]]);
+    // B's groups are untouched: the queued one reads next with the next cyclic cookie (3; the
+    // auto-answered group's cookie 1 is not handed out again)
+    expect(decodePgfaults(fq.read(40)).map((r) => [r.grpid, r.cookie])).toEqual([[4, 3]]);
+    expect(errnoOf(() => fq.write(encodePageResponses([{ cookie: 1, code: 0 }])))).toBe('EINVAL');
+    expect(fd.responses()).toHaveLength(2);
     expect(fq.write(encodePageResponses([{ cookie: 2, code: 0 }]))).toBe(8);
     expect(fd.responses()[2]).toEqual({ rid: 0x80, pasid: 2, grpid: 2, code: PageResponseCode.SUCCESS });
   });
@@ -57,6 +60,25 @@ describe('FaultQueue.autoRespond (detach / replace)', () => {
     fq.autoRespond((g) => g.handle === hA);
     expect(errnoOf(() => fq.write(encodePageResponses([{ cookie: 1, code: 0 }])))).toBe('EINVAL');
     expect(fd.sent).toHaveLength(1);
+  });
+
+  it('a late write with the cookie of an auto-answered group, after a newer group reusing its PRG index was read, is EINVAL and never answers the newer group (cyclic cookies)', () => {
+    const { fd, fq, hA, group } = setup();
+    group(1, 1);
+    expect(decodePgfaults(fq.read(40)).map((r) => [r.grpid, r.cookie])).toEqual([[1, 1]]);
+    expect(fq.autoRespond((g) => g.handle === hA)).toBe(1);
+    // the device reuses PRG index 1 once its INVALID arrived; the newer group gets cookie 2, not 1
+    group(1, 1);
+    expect(decodePgfaults(fq.read(40)).map((r) => [r.grpid, r.cookie])).toEqual([[1, 2]]);
+    expect(errnoOf(() => fq.write(encodePageResponses([{ cookie: 1, code: 0 }])))).toBe('EINVAL');
+    expect(fd.responses()).toEqual([{ rid: 0x80, pasid: 1, grpid: 1, code: PageResponseCode.INVALID }]);
+    expect(fq.awaitingResponse).toBe(1);
+    expect(fq.write(encodePageResponses([{ cookie: 2, code: 0 }]))).toBe(8);
+    expect(fd.responses()).toEqual([
+      { rid: 0x80, pasid: 1, grpid: 1, code: PageResponseCode.INVALID },
+      { rid: 0x80, pasid: 1, grpid: 1, code: PageResponseCode.SUCCESS },
+    ]);
+    expect(fq.awaitingResponse).toBe(0);
   });
 
   it('matching nothing answers nothing', () => {

@@ -1,7 +1,9 @@
 // FaultQueue read side (iommufd fault fd, drivers/iommu/iommufd/eventq.c; vmm-and-faults.md §3.2
 // step 7, §4.2): count must be a multiple of 40 (ESPIPE); whole groups only, in FIFO order; a
 // group that does not fit stays queued (the first one not fitting → 0 bytes); each group read gets
-// the lowest free cookie from 1, carried by all its records; exact iommu_hwpt_pgfault bytes.
+// the next cyclic cookie (1, 2, 3...; a freed cookie is not handed out again until the cursor
+// wraps at 0xffffffff, unlike the kernel's lowest-free xa_alloc), carried by all its records;
+// exact iommu_hwpt_pgfault bytes.
 import { isIommuError, PageResponseCode, PgFaultPerm } from '@iommulab/driver-api';
 import { describe, expect, it } from 'vitest';
 import { decodePgfaults, encodePageResponses, FaultQueue, IopfQueue } from '../src/index.js';
@@ -170,49 +172,64 @@ describe('FaultQueue.read: whole groups', () => {
 });
 
 describe('FaultQueue: cookies', () => {
-  it('gives the lowest free cookie from 1, and reuses freed cookies lowest first', () => {
-    const { fq, group } = setup();
+  it('gives cookies 1, 2, 3... in read order and does not hand out a freed cookie again (cyclic, not lowest free)', () => {
+    const { fd, fq, group } = setup();
     for (let g = 0; g < 4; g++) group(g);
     expect(decodePgfaults(fq.read(160)).map((r) => r.cookie)).toEqual([1, 2, 3, 4]);
-    fq.write(encodePageResponses([{ cookie: 3, code: 0 }, { cookie: 1, code: 1 }]));
+    expect(fq.write(encodePageResponses([{ cookie: 3, code: 0 }, { cookie: 1, code: 1 }]))).toBe(16);
     group(10);
     group(11);
     group(12);
     expect(decodePgfaults(fq.read(120)).map((r) => [r.grpid, r.cookie])).toEqual([
-      [10, 1],
-      [11, 3],
-      [12, 5],
+      [10, 5],
+      [11, 6],
+      [12, 7],
     ]);
+    // the freed cookies 1 and 3 answer nothing now; the groups holding 2, 4, 5, 6, 7 still await
+    expect(errnoOf(() => fq.write(encodePageResponses([{ cookie: 1, code: 0 }])))).toBe('EINVAL');
+    expect(errnoOf(() => fq.write(encodePageResponses([{ cookie: 3, code: 0 }])))).toBe('EINVAL');
+    expect(fd.sent).toHaveLength(2);
+    expect(fq.awaitingResponse).toBe(5);
+    expect(fq.write(encodePageResponses([5, 2, 7, 4, 6].map((cookie) => ({ cookie, code: 0 }))))).toBe(40);
+    expect(fd.responses().map((r) => r.grpid)).toEqual([2, 0, 10, 1, 12, 3, 11]);
   });
 
-  it('starts again from 1 once every cookie is free', () => {
+  it('does not start again from 1 once every cookie is free', () => {
     const { fq, group } = setup();
     group(1);
     group(2);
     fq.read(80);
     fq.write(encodePageResponses([{ cookie: 2, code: 0 }, { cookie: 1, code: 0 }]));
+    expect(fq.awaitingResponse).toBe(0);
     group(3);
-    expect(decodePgfaults(fq.read(40))[0]!.cookie).toBe(1);
+    expect(decodePgfaults(fq.read(40))[0]!.cookie).toBe(3);
   });
 });
 
 describe('FaultQueue: long runs', () => {
-  it('keeps FIFO order and lowest-free cookies across thousands of groups read in chunks (deliver list compaction)', () => {
-    const { fq, group } = setup();
+  it('keeps FIFO order and cyclic cookies across thousands of groups read in chunks and mostly answered as they go (deliver list compaction)', () => {
+    const { fd, fq, group } = setup();
     for (let i = 0; i < 3000; i++) group(i & 0x1ff);
     const grpids: number[] = [];
     const cookies: number[] = [];
+    let chunks = 0;
     for (;;) {
       const recs = decodePgfaults(fq.read(40 * 7));
       if (recs.length === 0) break;
+      chunks++;
       for (const r of recs) {
         grpids.push(r.grpid);
         cookies.push(r.cookie);
       }
+      // answer every group of the chunk but its first: freed cookies are never handed out again
+      const answers = recs.slice(1).map((r) => ({ cookie: r.cookie, code: 0 }));
+      if (answers.length > 0) expect(fq.write(encodePageResponses(answers))).toBe(8 * answers.length);
     }
+    expect(chunks).toBe(Math.ceil(3000 / 7));
     expect(grpids).toEqual(Array.from({ length: 3000 }, (_, i) => i & 0x1ff));
     expect(cookies).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
-    expect(fq.awaitingResponse).toBe(3000);
+    expect(fq.awaitingResponse).toBe(chunks);
+    expect(fd.sent).toHaveLength(3000 - chunks);
   });
 
   it('auto-answers correctly after the deliver list was compacted', () => {

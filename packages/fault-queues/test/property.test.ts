@@ -9,7 +9,8 @@
 //   of its group's Last request; the only other response is the single INVALID for a Last request
 //   no handler takes; no response at all for non-Last requests and stop markers;
 // - groups are exactly the model's partials of the PRG index (arrival order) then the Last;
-// - reads return exactly the model's FIFO of unread groups that fit, with the lowest free cookies;
+// - reads return exactly the model's FIFO of unread groups that fit, with cyclic cookies (the first
+//   not in use after the fault object's last one: 1, 2, 3... never a cookie read before from it);
 //   writes accept exactly the entries the model accepts and stop with EINVAL / a short count;
 // - an attachment that goes away, a removed device, a destroyed fault object leave no group of
 //   theirs unanswered; nothing stays pending past its deadline;
@@ -106,6 +107,8 @@ function run(ops: Op[]): { sent: PageResponse[]; built: number } {
   const unanswered = new Set<IopfGroup>();
   const violations: string[] = [];
   const knownCookies = [new Set<number>(), new Set<number>()];
+  /** Model: the last cookie each fault object handed out (0: none yet). */
+  const lastCookie = [0, 0];
   let currentReq: PageRequest | undefined;
   let errorResponseAllowed = false;
   let errorResponses = 0;
@@ -254,7 +257,8 @@ function run(ops: Op[]): { sent: PageResponse[]; built: number } {
           break;
         }
         const count = op.n * 40;
-        // model: the FIFO of unread groups, whole groups while they fit, lowest free cookies
+        // model: the FIFO of unread groups, whole groups while they fit, cyclic cookies (the first
+        // not in use after the last one handed out; a run never gets near the wrap at 0xffffffff)
         const unread = pendingOf(op.fq).filter((b) => b.g.cookie === 0);
         const inUse = new Set(pendingOf(op.fq).map((b) => b.g.cookie).filter((c) => c !== 0));
         const expected: unknown[] = [];
@@ -263,9 +267,12 @@ function run(ops: Op[]): { sent: PageResponse[]; built: number } {
           const need = b.g.faults.length * 40;
           if (need > room) break;
           room -= need;
-          let cookie = 1;
+          let cookie = lastCookie[op.fq]! + 1;
           while (inUse.has(cookie)) cookie++;
+          // never a cookie this fault object handed out before, answered or not
+          expect(knownCookies[op.fq]!.has(cookie), what).toBe(false);
           inUse.add(cookie);
+          lastCookie[op.fq] = cookie;
           for (const f of b.g.faults) expected.push({ flags: f.flags, devId: 100 + b.req.rid, pasid: f.pasid, grpid: f.grpid, perm: f.perm, addr: f.addr, length: 0, cookie });
         }
         const recs = decodePgfaults(fq.read(count));
@@ -357,6 +364,7 @@ function run(ops: Op[]): { sent: PageResponse[]; built: number } {
         expect([old.closed, old.pendingRead, old.awaitingResponse], what).toEqual([true, 0, 0]);
         fqs[op.fq] = newFq(op.fq);
         knownCookies[op.fq] = new Set();
+        lastCookie[op.fq] = 0;
         break;
       }
     }
