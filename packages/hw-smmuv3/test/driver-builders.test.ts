@@ -301,3 +301,57 @@ describe('field helpers used by the builders', () => {
     expect(getField(ste, 0, Ste.S1_CONTEXT_PTR) * 64).toBe(0xfedc_ba40);
   });
 });
+
+describe('decodeEvent: the stage of a stall page request (faults per handle: level-2 faults to the parent, level-1 to the child; IHI 0070 §7.3 S2 = dword 1 bit 39)', () => {
+  /** A stalled F_TRANSLATION record: SID 0x40, no SSV, Stall + STAG 7, RnW (read), CLASS = IN (0b10), InputAddr 0x7f_4020_0010, IPA 0x4010_0000. */
+  const stalled = (s2: boolean, ssid = -1): Uint32Array =>
+    fromDwords([
+      (0x40n << 32n) | (ssid >= 0 ? (BigInt(ssid) << 12n) | (1n << 11n) : 0n) | 0x10n,
+      (s2 ? 1n << 39n : 0n) | (2n << 40n) | (1n << 35n) | (1n << 31n) | 7n,
+      0x7f_4020_0010n,
+      0x4010_0000n,
+    ]);
+
+  it('a stalled F_TRANSLATION with S2 = 1 is a stage-2 stall page request: exactly { page-request, rid 0x40, pasid -1, grpid = STAG 7, perm READ, addr = InputAddr 0x7f_4020_0010 (not the IPA), last, stall, stage 2 }', () => {
+    expect(decodeEvent(stalled(true))).toStrictEqual({
+      kind: 'page-request',
+      rid: 0x40,
+      pasid: -1,
+      grpid: 7,
+      perm: PgFaultPerm.READ,
+      addr: 0x7f_4020_0010,
+      last: true,
+      stall: true,
+      stage: 2,
+    });
+    // With SSV = 1, SSID 5: the PASID is kept, stage still 2.
+    expect(decodeEvent(stalled(true, 5))).toStrictEqual({
+      kind: 'page-request',
+      rid: 0x40,
+      pasid: 5,
+      grpid: 7,
+      perm: PgFaultPerm.READ,
+      addr: 0x7f_4020_0010,
+      last: true,
+      stall: true,
+      stage: 2,
+    });
+  });
+
+  it('the same record with S2 = 0 (a stage-1 stall) has no stage property at all (level-1: the attachment\'s own FAULT)', () => {
+    const f = decodeEvent(stalled(false));
+    expect(f).toStrictEqual({ kind: 'page-request', rid: 0x40, pasid: -1, grpid: 7, perm: PgFaultPerm.READ, addr: 0x7f_4020_0010, last: true, stall: true });
+    expect(Object.hasOwn(f, 'stage')).toBe(false);
+    expect(Object.keys(f)).toEqual(['kind', 'rid', 'pasid', 'grpid', 'perm', 'addr', 'last', 'stall']);
+  });
+
+  it('S2 = 1 without Stall (a terminated stage-2 fault) stays a FaultEvent (no stage); a PRI record never carries a stage (PCIe page requests do not say)', () => {
+    const raw = fromDwords([(0x40n << 32n) | 0x10n, (1n << 39n) | (2n << 40n) | (1n << 35n), 0x7f_4020_0010n, 0x4010_0000n]);
+    const f = decodeEvent(raw);
+    expect(f).toMatchObject({ kind: 'event', rid: 0x40, pasid: -1, addr: 0x7f_4020_0010, reason: FaultReason.TRANSLATION, detail: 0x10, access: 1 });
+    expect(Object.hasOwn(f, 'stage')).toBe(false);
+    const pri = decodePriRecord(fromDwords([(1n << 62n) | (1n << 60n) | 0x40n, 0x5000n | 3n]));
+    expect(pri).toStrictEqual({ kind: 'page-request', rid: 0x40, pasid: -1, grpid: 3, perm: PgFaultPerm.READ, addr: 0x5000, last: true });
+    expect(Object.hasOwn(pri, 'stage')).toBe(false);
+  });
+});
