@@ -170,10 +170,10 @@ export class SmmuCmdq {
   }
 
   /**
-   * Waits for `pred`, woken by the irq doorbell, or (`poll`) re-checked once per event-loop turn
-   * without spinning first: the SMMU rings the doorbell for completed CMD_SYNCs and queue
-   * interrupts only, so the consumption of commands issued without a CMD_SYNC is polled (a
-   * doorbell wait would sleep a whole wait slice, 20 ms, whenever the first checks missed).
+   * Waits for `pred`: spins briefly, then sleeps on the irq doorbell, or (`poll`) re-checks once
+   * per event-loop turn. The SMMU rings the doorbell for completed CMD_SYNCs and queue interrupts
+   * only, so CONS progress alone (commands issued without a CMD_SYNC, CMDQ space) is polled: a
+   * doorbell wait would sleep a whole wait slice, 20 ms, whenever the spin missed it.
    */
   private async wait(pred: () => boolean, what: string, poll = false): Promise<void> {
     try {
@@ -183,7 +183,7 @@ export class SmmuCmdq {
           this.handleGerror();
           return pred();
         },
-        poll ? { timeoutMs: this.cfg.timeoutMs, spin: 0, what } : { doorbell: this.cfg.regs.irq, timeoutMs: this.cfg.timeoutMs, what },
+        poll ? { timeoutMs: this.cfg.timeoutMs, what } : { doorbell: this.cfg.regs.irq, timeoutMs: this.cfg.timeoutMs, what },
       );
     } catch (e) {
       throw this.timeout(e, what);
