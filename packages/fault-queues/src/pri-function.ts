@@ -145,6 +145,8 @@ export class PriFunction {
     if (n < 1 || n > this.#allocation) throw new RangeError(`PriFunction.request: ${n} pages; 1..${this.#allocation} fit the allocation`);
     if (pasid !== -1 && (!Number.isInteger(pasid) || pasid < 0 || pasid > 0xfffff)) throw new RangeError(`PriFunction.request: PASID ${pasid}`);
     for (const p of pages) {
+      if (!Number.isSafeInteger(p.addr) || p.addr < 0) throw new RangeError(`PriFunction.request: page address ${String(p.addr)}`);
+      if (!Number.isInteger(p.perm) || p.perm < 0 || p.perm > 0xf) throw new RangeError(`PriFunction.request: perm ${String(p.perm)}`);
       if ((p.perm & (PgFaultPerm.READ | PgFaultPerm.WRITE)) === 0) throw new RangeError('PriFunction.request: a page request needs Read or Write (no Read and no Write is a stop marker)');
     }
     this.#checkRunning();
@@ -170,7 +172,20 @@ export class PriFunction {
     for (let i = 0; i < n; i++) {
       const p = pages[i]!;
       this.stats.requests++;
-      const ok = await this.#send({ rid: this.rid, pasid, addr: p.addr, perm: p.perm, grpid: index, last: i === n - 1 });
+      let ok: boolean;
+      try {
+        ok = await this.#send({ rid: this.rid, pasid, addr: p.addr, perm: p.perm, grpid: index, last: i === n - 1 });
+      } catch (e) {
+        // The transport failed (the Last never went out): nobody will answer this group, so the
+        // function takes its credits and index back instead of leaking them.
+        const o = this.#outstanding.get(index);
+        if (o !== undefined && o.resolve === settle) {
+          this.#outstanding.delete(index);
+          this.#used -= n;
+          this.#wake();
+        }
+        throw e;
+      }
       if (!ok) this.stats.dropped++;
     }
     return withTimeout(answered, this.#timeoutMs, () => `PriFunction 0x${this.rid.toString(16)}: no PRG Response for index ${index} within ${this.#timeoutMs} ms`);

@@ -332,3 +332,44 @@ describe('PriFunction: timeouts (real milliseconds)', () => {
     expect(pri.outstanding).toBe(0);
   });
 });
+
+describe('PriFunction: transport failures', () => {
+  it('a send that throws gives the group its credits and PRG index back (nobody can answer a group whose Last never went out) and rethrows', async () => {
+    let fail = true;
+    const sent: PageRequestInit[] = [];
+    const pri = new PriFunction({
+      rid: RID,
+      allocation: 2,
+      send: (req) => {
+        if (fail) throw new Error('port closed');
+        sent.push({ ...req });
+        return true;
+      },
+    });
+    await expect(pri.request([{ addr: 0x1000, perm: R }])).rejects.toThrow('port closed');
+    expect(pri.outstanding).toBe(0);
+    expect(pri.outstandingGroups).toBe(0);
+    fail = false;
+    const p = pri.request([
+      { addr: 0x1000, perm: R },
+      { addr: 0x2000, perm: R },
+    ]);
+    await tick();
+    // Both credits were free again; index 0 was handed back but the cursor moved on to 1.
+    expect(sent.map((r) => [r.grpid, r.last])).toEqual([
+      [1, false],
+      [1, true],
+    ]);
+    expect(pri.receive({ rid: RID, pasid: -1, grpid: 1, code: PageResponseCode.SUCCESS })).toBe(true);
+    await expect(p).resolves.toBe(PageResponseCode.SUCCESS);
+  });
+
+  it('rejects a page address or perm that is not an integer in range before taking credits', async () => {
+    const { pri, sent } = make();
+    await expect(pri.request([{ addr: 0.5, perm: R }])).rejects.toThrow(RangeError);
+    await expect(pri.request([{ addr: -4096, perm: R }])).rejects.toThrow(RangeError);
+    await expect(pri.request([{ addr: 0x1000, perm: 0x10 | R }])).rejects.toThrow(RangeError);
+    expect(sent).toEqual([]);
+    expect(pri.outstanding).toBe(0);
+  });
+});
