@@ -54,6 +54,21 @@ export interface BenchConfig {
   readonly portTranslations: number;
   /** Requests per `translateMany` call in the device-port phase. */
   readonly portBatch: number;
+  /**
+   * Page-fault round trips per instance with one fault outstanding (`--faults`); 0 disables the
+   * page-fault phase.
+   */
+  readonly faults: number;
+  /** Page faults in flight at once in the throughput part of the page-fault phase. */
+  readonly faultBatch: number;
+  /** Timed batches of {@link BenchConfig.faultBatch} faults (0 when the phase is disabled). */
+  readonly faultBatches: number;
+  /**
+   * The page-fault counts are the defaults (`--faults` not given): each timed part may stop at
+   * its time limit (see `fault-phase.ts`), so a loaded machine does not stretch the default run.
+   * An explicit `--faults` always runs every round trip and batch.
+   */
+  readonly faultTimeLimited: boolean;
   /** Where to write the JSON result, or null for none. */
   readonly jsonFile: string | null;
 }
@@ -90,6 +105,14 @@ export const DEFAULT_MAP_MB = 32;
 export const DEFAULT_PORT_TRANSLATIONS = 131_072;
 /** Requests per `translateMany` batch in the device-port phase. */
 export const DEFAULT_PORT_BATCH = 256;
+/** Default `--faults`: page-fault round trips per instance with one outstanding. */
+export const DEFAULT_FAULTS = 2000;
+/** Page faults in flight in the throughput part (distinct PRG indices). */
+export const DEFAULT_FAULT_BATCH = 256;
+/** Fewest timed batches of the throughput part (for a median). */
+export const MIN_FAULT_BATCHES = 5;
+/** Upper bound of `--faults`. */
+export const MAX_FAULTS = 10_000_000;
 /** Default JSON file for a bare `--json`. */
 export const DEFAULT_JSON_FILE = 'bench-result.json';
 /** Upper bound of `--instances`. */
@@ -105,14 +128,23 @@ export const SHORT_PRESET = {
   translations: 200_000,
   mapMb: 4,
   portTranslations: 8_192,
+  faults: 200,
 } as const;
+
+/**
+ * Timed batches of the page-fault throughput part for `faults` round trips: about as many faults
+ * again, in batches of `batch`, at least {@link MIN_FAULT_BATCHES}; 0 when the phase is disabled.
+ */
+export function faultBatchesFor(faults: number, batch: number = DEFAULT_FAULT_BATCH): number {
+  return faults === 0 ? 0 : Math.max(MIN_FAULT_BATCHES, Math.ceil(faults / batch));
+}
 
 /** Usage text printed by `--help`. */
 export const USAGE = `Usage: iommulab-bench [options]
 
 Starts N IOMMU instances of a backend, each in its own worker, maps memory through each, drives
 DMA traffic (sequential, random, strided), invalidates a slice, measures the cross-thread device
-port, and prints a table per instance and in total. With several backends it runs them one after
+port and I/O page-fault round trips (PRI), and prints a table per instance and in total. With several backends it runs them one after
 the other and ends with a table that compares them.
 
 Options:
@@ -135,8 +167,14 @@ Options:
   --mode <worker|in-thread>   where each instance's hardware runs (default: worker)
   --runner <host|pool>        host: an InstanceHost per instance driven from the main thread;
                               pool: one piscina job per instance (default: host)
-  --short                     CI smoke preset: 2 instances, ${SHORT_PRESET.translations} translations, ${SHORT_PRESET.mapMb} MiB
-                              per backend
+  --faults <N>                page-fault round trips per instance with one fault outstanding
+                              (latency p50/p90), then about N more in batches of ${DEFAULT_FAULT_BATCH} in
+                              flight (faults/s); 0 disables the page-fault phase; a backend
+                              without PRI shows n/a (default: ${DEFAULT_FAULTS}; --short: ${SHORT_PRESET.faults};
+                              the defaults stop early on a slow machine, about 1 s per
+                              instance; an explicit N always runs in full)
+  --short                     CI smoke preset: 2 instances, ${SHORT_PRESET.translations} translations, ${SHORT_PRESET.mapMb} MiB,
+                              ${SHORT_PRESET.faults} page faults per backend
   --json [file]               write the JSON result (default file: ${DEFAULT_JSON_FILE})
   -h, --help                  show this text
 
@@ -291,6 +329,7 @@ interface Raw {
   seqStep?: string;
   mode?: string;
   runner?: string;
+  faults?: string;
   short: boolean;
   json?: string;
   help: boolean;
@@ -307,6 +346,7 @@ const VALUE_OPTIONS: Readonly<Record<string, keyof Raw>> = {
   '--seq-step': 'seqStep',
   '--mode': 'mode',
   '--runner': 'runner',
+  '--faults': 'faults',
 };
 
 function tokenize(argv: readonly string[]): Raw {
@@ -428,6 +468,12 @@ export function parseArgs(
   if (runner === 'pool' && raw.mode !== undefined && mode !== 'in-thread') {
     throw new ArgsError('--runner pool builds each instance in-thread inside its pool thread; drop --mode worker');
   }
+  const faults =
+    raw.faults !== undefined
+      ? intOption('--faults', raw.faults, 0, MAX_FAULTS)
+      : short
+        ? SHORT_PRESET.faults
+        : DEFAULT_FAULTS;
   const backends = raw.backend !== undefined ? parseBackends(raw.backend) : [...DEFAULT_BACKENDS];
   const totalMb = instances * mapMb;
   if (runner === 'host' && totalMb > 3072) {
@@ -452,6 +498,10 @@ export function parseArgs(
       short,
       portTranslations: short ? SHORT_PRESET.portTranslations : DEFAULT_PORT_TRANSLATIONS,
       portBatch: DEFAULT_PORT_BATCH,
+      faults,
+      faultBatch: DEFAULT_FAULT_BATCH,
+      faultBatches: faultBatchesFor(faults),
+      faultTimeLimited: raw.faults === undefined,
       jsonFile: raw.json ?? null,
     },
   };

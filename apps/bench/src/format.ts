@@ -67,3 +67,8 @@ export function formatBytes(n: number): string {
   }
   return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[u]}`;
 }
+
+/** Microseconds with one decimal and a unit: `23.41` → `23.4 µs`; `-` for null. */
+export function formatUs(us: number | null): string {
+  return us === null || !Number.isFinite(us) ? '-' : `${us.toFixed(1)} µs`;
+}

@@ -1,7 +1,7 @@
 /**
  * The pool job: one benchmark instance as a pure function from a config to a result record. It
  * runs inside a piscina thread, builds its instance in-thread over its own PhysMem, runs every
- * phase (map, patterns, invalidation, port) and returns a plain JSON {@link InstanceRecord}.
+ * phase (map, patterns, invalidation, port, page faults) and returns a plain JSON {@link InstanceRecord}.
  */
 import { openBackend } from '@iommulab/driver-api';
 import { PhysMem } from '@iommulab/runtime';

@@ -21,7 +21,10 @@ export interface CliIo {
   readonly stderr: NodeJS.WritableStream;
 }
 
-/** Problems worth a warning line under the tables (the invalidation phase must be exact). */
+/**
+ * Problems worth a warning line under the tables: the invalidation phase must be exact, and every
+ * page fault must become one group answered SUCCESS with nothing dropped.
+ */
 export function reportWarnings(report: BenchReport): string[] {
   const out: string[] = [];
   for (const i of report.instances) {
@@ -34,6 +37,21 @@ export function reportWarnings(report: BenchReport): string[] {
     if (inv.remapped.faults !== 0) out.push(`${i.id}: ${inv.remapped.faults} accesses faulted after the remap`);
     for (const p of i.patterns) if (p.faults !== 0) out.push(`${i.id}: ${p.pattern} had ${p.faults} faults over mapped memory`);
     if (i.port.faults !== 0) out.push(`${i.id}: ${i.port.faults} device-port translations faulted`);
+    const f = i.pageFaults;
+    if (f?.status === 'error') out.push(`${i.id}: the page-fault phase failed: ${f.reason ?? 'unknown error'}`);
+    for (const [part, c] of [
+      ['one outstanding', f?.latency?.counts],
+      ['in flight', f?.throughput?.counts],
+    ] as const) {
+      if (c === undefined) continue;
+      const drops = (c.dropped ?? 0) + c.iopfDrops;
+      if (c.groups !== c.sent || c.success !== c.sent || drops !== 0 || (c.responses !== null && c.responses !== c.sent)) {
+        out.push(
+          `${i.id}: page faults (${part}): ${c.sent} sent, ${c.groups} groups, ${c.success} SUCCESS, ` +
+            `${c.responses ?? '-'} responses consumed, ${drops} dropped`,
+        );
+      }
+    }
   }
   return out;
 }

@@ -6,8 +6,9 @@ import { createLogUpdate } from 'log-update';
 import pc from 'picocolors';
 import type { InstancePhase } from './run-instance.js';
 import { hitRate } from './counters.js';
-import { formatBytes, formatCount, formatMs, formatPercent, formatSi } from './format.js';
-import type { InvalidationRecord, MapRecord, PatternRecord, PortRecord } from './records.js';
+import { formatBytes, formatCount, formatMs, formatPercent, formatSi, formatUs } from './format.js';
+import type { InvalidationRecord, MapRecord, PageFaultRecord, PatternRecord, PortRecord } from './records.js';
+import { pageFaultDrops } from './report-json.js';
 
 /** Interval at which runners poll `host.stats()` for progress, ms. */
 export const PROGRESS_INTERVAL_MS = 250;
@@ -157,4 +158,27 @@ export function portLine(id: string, r: PortRecord): string {
     `[${id}] port: ${formatCount(r.translations)} translations in batches of ${r.batch}, ` +
     `${formatSi(r.translationsPerSec)}/s${r.crossThread ? ' cross-thread' : ' in-thread'}`
   );
+}
+
+/** The plain line for a finished page-fault phase. */
+export function faultLine(id: string, r: PageFaultRecord): string {
+  if (r.status === 'unsupported') return `[${id}] faults: n/a (${r.reason ?? 'no PRI'})`;
+  const parts: string[] = [];
+  const limit = (stopped: boolean): string => (stopped ? ' (time limit)' : '');
+  if (r.latency !== null) {
+    parts.push(
+      `${formatCount(r.latency.roundTrips)} round trips${limit(r.latency.stoppedAtTimeLimit)} ` +
+        `p50 ${formatUs(r.latency.medianUs)} p90 ${formatUs(r.latency.p90Us)}`,
+    );
+  }
+  if (r.throughput !== null) {
+    parts.push(
+      `${formatCount(r.throughput.batches)} x ${r.throughput.batch} in flight${limit(r.throughput.stoppedAtTimeLimit)} ` +
+        `${formatSi(r.throughput.faultsPerSec)} faults/s`,
+    );
+  }
+  const groups = (r.latency?.counts.groups ?? 0) + (r.throughput?.counts.groups ?? 0);
+  parts.push(`${formatCount(groups)} groups, ${formatCount(pageFaultDrops(r))} dropped`);
+  const line = `[${id}] faults: ${parts.join(', ')}${r.crossThread ? ' cross-thread' : ' in-thread'}`;
+  return r.status === 'error' ? `${line}; failed: ${r.reason ?? 'unknown error'}` : line;
 }

@@ -81,6 +81,106 @@ export interface PortRecord {
   readonly crossThread: boolean;
 }
 
+/**
+ * What the page-fault phase counted over one of its parts (warm-ups excluded): deltas of the
+ * model's `stats()` and of the instance's `IopfQueue` counters. A clean run has
+ * `queued = responses = groups = success = sent` and `dropped = iopfDrops = 0`.
+ */
+export interface PageFaultCounts {
+  /** Page requests the device sent (`port.pageRequest`, each the Last of its own group). */
+  readonly sent: number;
+  /**
+   * Model: page requests queued for software (SMMUv3 `priQueued`; mock `pageRequests` minus
+   * `faultRecordsDropped`), or null when the backend reports neither.
+   */
+  readonly queued: number | null;
+  /**
+   * Model: page requests dropped or rejected (SMMUv3 `priDropped`; mock `pageRequestsRejected` +
+   * `faultRecordsDropped`), or null when the backend reports neither.
+   */
+  readonly dropped: number | null;
+  /** Model: page responses the hardware consumed and delivered to the device (`pageResponses`), or null. */
+  readonly responses: number | null;
+  /** IopfQueue: page request groups handed to the FaultQueue. */
+  readonly groups: number;
+  /** IopfQueue: SUCCESS responses sent to the driver (`pageResponse`). */
+  readonly success: number;
+  /**
+   * IopfQueue counters that stay 0 on a clean run, summed (each loss once): requests of an
+   * unknown device, partial requests dropped / discarded, groups answered INVALID (no handler, a
+   * timeout) or FAILURE (refused), failed `pageResponse` calls, page-request queue overflows.
+   */
+  readonly iopfDrops: number;
+}
+
+/** Page-fault round trips with one fault outstanding. */
+export interface PageFaultLatencyRecord {
+  /** Timed round trips (after `PageFaultRecord.warmup` untimed ones). */
+  readonly roundTrips: number;
+  /**
+   * The part stopped at its time limit (600 ms, default counts only) before `--faults` round
+   * trips: `roundTrips` says how many ran.
+   */
+  readonly stoppedAtTimeLimit: boolean;
+  /** Round trip time, µs: from `port.pageRequest` to `IopfQueue.flush()` resolved (the response consumed). */
+  readonly medianUs: number;
+  readonly p90Us: number;
+  readonly p99Us: number;
+  readonly minUs: number;
+  readonly maxUs: number;
+  readonly counts: PageFaultCounts;
+}
+
+/** Page faults with many outstanding: `batch` groups in flight, one read and one write per batch. */
+export interface PageFaultThroughputRecord {
+  /** Faults in flight at once (distinct PRG indices 0..batch-1). */
+  readonly batch: number;
+  /** Timed batches (after two untimed). */
+  readonly batches: number;
+  /** The part stopped at its time limit (300 ms, default counts only): `batches` says how many ran. */
+  readonly stoppedAtTimeLimit: boolean;
+  /** `batch * batches`. */
+  readonly faults: number;
+  /** Faults per second of a batch (send all → all groups read → all answered and consumed), median over the batches. */
+  readonly faultsPerSec: number;
+  readonly minFaultsPerSec: number;
+  readonly maxFaultsPerSec: number;
+  readonly counts: PageFaultCounts;
+}
+
+/**
+ * The page-fault phase of one instance (see `src/fault-phase.ts`): I/O page-fault round trips of
+ * a PRI device through the fault layer (`IopfQueue` + `FaultQueue` of `@iommulab/fault-queues`),
+ * measured from the driver's thread.
+ */
+export interface PageFaultRecord {
+  /**
+   * `ok`: measured; `unsupported`: the backend has no PRI (`capabilities.pri` false, `probeDevice`
+   * refused `pri`, or the device port rejected the page request with `UNSUPPORTED`), shown as
+   * n/a; `error`: the phase failed, `reason` says where (what was measured before is kept).
+   */
+  readonly status: 'ok' | 'unsupported' | 'error';
+  /** Why the phase is `unsupported` or failed; null when `ok`. */
+  readonly reason: string | null;
+  /** Requester id of the PRI device (the bench device's + 0x10). */
+  readonly rid: number;
+  /** Untimed round trips before the latency part. */
+  readonly warmup: number;
+  readonly latency: PageFaultLatencyRecord | null;
+  readonly throughput: PageFaultThroughputRecord | null;
+  /**
+   * How the reader found the fault groups it waited for (warm-ups included), one count per wait:
+   * `poll`, by its own `driver.drainFaults()` poll (up to 2 ms in worker mode, one drain in-thread);
+   * `irq`, woken by `FaultQueue.onReadable` when the driver's interrupt loop delivered them;
+   * `fallback`, by the `drainFaults()` a sleeping wait makes after 20 ms without a delivery.
+   */
+  readonly noticed: { readonly poll: number; readonly irq: number; readonly fallback: number };
+  /** True when the hardware ran in its own worker (the requests and responses crossed threads). */
+  readonly crossThread: boolean;
+  /** Time of the whole phase, ms. */
+  readonly elapsedMs: number;
+}
+
 /** Totals of one instance (or of the whole run). */
 export interface TotalsRecord {
   /** Translations issued by the DMA workloads (patterns + invalidation phase). */
@@ -109,5 +209,7 @@ export interface InstanceRecord {
   readonly patterns: readonly PatternRecord[];
   readonly invalidation: InvalidationRecord;
   readonly port: PortRecord;
+  /** The page-fault phase, or null when it was disabled (`--faults 0`). */
+  readonly pageFaults: PageFaultRecord | null;
   readonly totals: TotalsRecord;
 }

@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, platform, arch } from 'node:os';
 import type { BenchConfig, PageSizeChoice, Pattern } from './args.js';
 import { hitRate, sumCounters, type Counters } from './counters.js';
-import type { InstanceRecord, TotalsRecord } from './records.js';
+import type { InstanceRecord, PageFaultRecord, TotalsRecord } from './records.js';
 import { patternSteps, type PatternSteps } from './pattern-steps.js';
 
 /** The JSON schema version this module writes. */
@@ -71,6 +71,17 @@ export interface ReportConfig {
   readonly runner: 'host' | 'pool';
   readonly short: boolean;
   readonly port: { readonly translations: number; readonly batch: number };
+  /**
+   * The page-fault phase as configured (`--faults`): timed round trips with one fault
+   * outstanding, faults in flight per batch and timed batches (at most: `timeLimited`, the
+   * default counts, may stop early). Counts 0 when disabled.
+   */
+  readonly pageFaults: {
+    readonly roundTrips: number;
+    readonly batch: number;
+    readonly batches: number;
+    readonly timeLimited: boolean;
+  };
   /** Shared PhysMem size (host runner) or per-job PhysMem size (pool runner). */
   readonly physMemBytes: number;
   /** Pool threads (pool runner), else null. */
@@ -90,6 +101,34 @@ export interface PatternTotals {
   readonly wallMs: number | null;
 }
 
+/**
+ * The page-fault phase over all instances of a run. Instances are measured one at a time, so the
+ * figures are medians over the instances that ran (`ok`) of each instance's own figure (for an
+ * even count, the mean of the middle two), and the counts are sums.
+ */
+export interface PageFaultTotals {
+  /** Instances measured, without PRI (n/a), failed. */
+  readonly ok: number;
+  readonly unsupported: number;
+  readonly errors: number;
+  /** Timed round trips with one fault outstanding, summed. */
+  readonly roundTrips: number;
+  /** Median over instances of their round-trip median / p90 / p99, µs; null when none ran. */
+  readonly medianUs: number | null;
+  readonly p90Us: number | null;
+  readonly p99Us: number | null;
+  /** Faults in flight per batch of the throughput part. */
+  readonly batch: number;
+  /** Median over instances of their faults/s (median over batches); null when none ran. */
+  readonly faultsPerSec: number | null;
+  /** Page requests sent, groups, SUCCESS responses (both parts, warm-ups excluded), summed. */
+  readonly sent: number;
+  readonly groups: number;
+  readonly success: number;
+  /** Requests dropped by the models plus the IopfQueues' drop counters, summed. */
+  readonly dropped: number;
+}
+
 /** The whole result file. */
 export interface BenchReport {
   readonly schemaVersion: typeof SCHEMA_VERSION;
@@ -104,6 +143,8 @@ export interface BenchReport {
   readonly instances: readonly InstanceRecord[];
   readonly patterns: readonly PatternTotals[];
   readonly totals: TotalsRecord;
+  /** The page-fault phase over all instances, or null when it was disabled (`--faults 0`). */
+  readonly pageFaults: PageFaultTotals | null;
   /** Wall time of the whole run, ms. */
   readonly durationMs: number;
 }
@@ -207,6 +248,12 @@ export function buildReport(args: {
       runner: config.runner,
       short: config.short,
       port: { translations: config.portTranslations, batch: config.portBatch },
+      pageFaults: {
+        roundTrips: config.faults,
+        batch: config.faultBatch,
+        batches: config.faultBatches,
+        timeLimited: config.faultTimeLimited,
+      },
       physMemBytes: args.physMemBytes,
       poolThreads: args.poolThreads,
     },
@@ -221,6 +268,7 @@ export function buildReport(args: {
       translationsPerSec,
       portTranslationsPerSec: portRate(instances),
     },
+    pageFaults: config.faults > 0 ? pageFaultTotals(instances, config.faultBatch) : null,
     durationMs: args.durationMs,
   };
 }
@@ -230,6 +278,62 @@ export function portRate(instances: readonly InstanceRecord[]): number {
   const n = instances.reduce((s, i) => s + i.port.translations, 0);
   const ms = instances.reduce((s, i) => s + i.port.elapsedMs, 0);
   return ms > 0 ? (n * 1000) / ms : 0;
+}
+
+/** The median of `xs` (the mean of the middle two for an even count), or null when empty. */
+export function medianOf(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/** Counts of a page-fault record over both parts: sent, groups, SUCCESS responses, dropped. */
+export function pageFaultCounts(r: PageFaultRecord): { sent: number; groups: number; success: number; dropped: number } {
+  const out = { sent: 0, groups: 0, success: 0, dropped: 0 };
+  for (const c of [r.latency?.counts, r.throughput?.counts]) {
+    if (c === undefined) continue;
+    out.sent += c.sent;
+    out.groups += c.groups;
+    out.success += c.success;
+    out.dropped += (c.dropped ?? 0) + c.iopfDrops;
+  }
+  return out;
+}
+
+/** Requests of a page-fault record the models dropped plus the IopfQueue's drop counters, both parts. */
+export function pageFaultDrops(r: PageFaultRecord): number {
+  return pageFaultCounts(r).dropped;
+}
+
+/** The page-fault phase over all instances (see {@link PageFaultTotals}). */
+export function pageFaultTotals(instances: readonly InstanceRecord[], batch: number): PageFaultTotals {
+  const recs = instances.map((i) => i.pageFaults).filter((r): r is PageFaultRecord => r !== null);
+  const ok = recs.filter((r) => r.status === 'ok');
+  const lat = ok.flatMap((r) => (r.latency === null ? [] : [r.latency]));
+  const thr = ok.flatMap((r) => (r.throughput === null ? [] : [r.throughput]));
+  const round = (x: number | null): number | null => (x === null ? null : Math.round(x * 100) / 100);
+  const sum = { sent: 0, groups: 0, success: 0, dropped: 0 };
+  for (const r of recs) {
+    const c = pageFaultCounts(r);
+    sum.sent += c.sent;
+    sum.groups += c.groups;
+    sum.success += c.success;
+    sum.dropped += c.dropped;
+  }
+  const fps = medianOf(thr.map((t) => t.faultsPerSec));
+  return {
+    ok: ok.length,
+    unsupported: recs.filter((r) => r.status === 'unsupported').length,
+    errors: recs.filter((r) => r.status === 'error').length,
+    roundTrips: lat.reduce((s, l) => s + l.roundTrips, 0),
+    medianUs: round(medianOf(lat.map((l) => l.medianUs))),
+    p90Us: round(medianOf(lat.map((l) => l.p90Us))),
+    p99Us: round(medianOf(lat.map((l) => l.p99Us))),
+    batch,
+    faultsPerSec: fps === null ? null : Math.round(fps),
+    ...sum,
+  };
 }
 
 /**

@@ -1,12 +1,13 @@
 /**
  * Text tables of a {@link BenchReport}: translation counters per instance and in total, per
- * pattern, and the map / invalidation timings. Pure functions of the report (exact strings).
+ * pattern, the map / invalidation timings, and the page-fault round trips. Pure functions of the report (exact strings).
  */
 import pc from 'picocolors';
 import type { Counters } from './counters.js';
 import { stepsPerWalk, sumCounters } from './counters.js';
-import type { BenchReport, ComparisonReport } from './report-json.js';
-import { formatBytes, formatCount, formatMs, formatPercent, formatSi } from './format.js';
+import type { BenchReport, ComparisonReport, PageFaultTotals } from './report-json.js';
+import { pageFaultCounts } from './report-json.js';
+import { formatBytes, formatCount, formatMs, formatPercent, formatSi, formatUs } from './format.js';
 
 /** Rendering options. */
 export interface TableOptions {
@@ -194,21 +195,101 @@ export function detailTable(report: BenchReport, opts: TableOptions = {}): strin
   return renderTable(DETAIL_COLUMNS, [...rows, invRow], row('total', report.totals.counters), opts);
 }
 
+/** Column titles of {@link pageFaultTable}. */
+export const PAGE_FAULT_COLUMNS = [
+  'instance',
+  'round trips',
+  'p50',
+  'p90',
+  'p99',
+  'in flight',
+  'faults/s',
+  'groups',
+  'SUCCESS',
+  'dropped',
+] as const;
+
+/**
+ * The page-fault phase per instance and in total: round trips with one fault outstanding (p50,
+ * p90, p99), batches in flight and their faults/s (median over batches), then the groups the
+ * IopfQueue formed, the SUCCESS responses it sent and the requests dropped on the way (model +
+ * IopfQueue). An instance without PRI shows n/a. The total row gives the median over the
+ * instances of each figure and the sums of the counts. Null when the phase was disabled.
+ */
+export function pageFaultTable(report: BenchReport, opts: TableOptions = {}): string | null {
+  const t = report.pageFaults;
+  if (t === null) return null;
+  const na = (id: string, what: string): string[] => [id, ...PAGE_FAULT_COLUMNS.slice(1).map(() => what)];
+  const rows = report.instances.map((i) => {
+    const r = i.pageFaults;
+    if (r === null) return na(i.id, '-');
+    if (r.status === 'unsupported') return na(i.id, 'n/a');
+    const l = r.latency;
+    const th = r.throughput;
+    const bad = r.status === 'error' ? 'error' : '-';
+    const c = pageFaultCounts(r);
+    return [
+      i.id,
+      l === null ? bad : formatCount(l.roundTrips),
+      l === null ? bad : formatUs(l.medianUs),
+      l === null ? bad : formatUs(l.p90Us),
+      l === null ? bad : formatUs(l.p99Us),
+      th === null ? bad : `${formatCount(th.batches)} x ${th.batch}`,
+      th === null ? bad : formatSi(th.faultsPerSec),
+      formatCount(c.groups),
+      formatCount(c.success),
+      r.status === 'error' ? `${formatCount(c.dropped)} (error)` : formatCount(c.dropped),
+    ];
+  });
+  const none = t.ok === 0 ? (t.unsupported > 0 ? 'n/a' : 'error') : '-';
+  if (t.ok === 0 && t.errors === 0) return renderTable(PAGE_FAULT_COLUMNS, rows, na('total', none), opts);
+  const footer = [
+    'total',
+    t.ok === 0 ? none : formatCount(t.roundTrips),
+    t.medianUs === null ? none : formatUs(t.medianUs),
+    t.p90Us === null ? none : formatUs(t.p90Us),
+    t.p99Us === null ? none : formatUs(t.p99Us),
+    t.ok === 0 ? none : String(t.batch),
+    t.faultsPerSec === null ? none : formatSi(t.faultsPerSec),
+    formatCount(t.groups),
+    formatCount(t.success),
+    formatCount(t.dropped),
+  ];
+  return renderTable(PAGE_FAULT_COLUMNS, rows, footer, opts);
+}
+
 /** Column titles of {@link comparisonTable} around the per-pattern rate columns. */
 export const COMPARISON_COLUMNS = {
   head: ['backend', 'IO page', 'IOTLB hit', 'walks', 'steps/walk'],
   tail: ['trans/s', 'vs first', 'map pages/s', 'unmap+sync', 'cmds/inval', 'port trans/s'],
+  /** Added when the page-fault phase ran. */
+  faults: ['fault p50/p90 µs', 'faults/s'],
 } as const;
+
+/** The comparison cells of a run's page-fault totals: `p50/p90` µs and faults/s, n/a without PRI. */
+export function pageFaultCells(t: PageFaultTotals | null): [string, string] {
+  if (t === null) return ['-', '-'];
+  if (t.ok === 0) return t.unsupported > 0 ? ['n/a', 'n/a'] : ['error', 'error'];
+  const lat = t.medianUs === null || t.p90Us === null ? '-' : `${t.medianUs.toFixed(1)}/${t.p90Us.toFixed(1)}`;
+  return [lat, t.faultsPerSec === null ? '-' : formatSi(t.faultsPerSec)];
+}
 
 /**
  * One row per backend of a comparison run: IO page size, hit rate, walks and their length,
  * translations/s per pattern and in total (and relative to the first backend), map rate, mean
- * unmap + sync time and commands per invalidation, device-port rate.
+ * unmap + sync time and commands per invalidation, device-port rate, and (when the page-fault
+ * phase ran) the fault round trip p50/p90 in µs and faults/s with many in flight.
  */
 export function comparisonTable(comparison: ComparisonReport, opts: TableOptions = {}): string {
   const runs = comparison.runs;
   const patterns = runs[0]?.config.patterns ?? [];
-  const header = [...COMPARISON_COLUMNS.head, ...patterns.map((p) => `${p}/s`), ...COMPARISON_COLUMNS.tail];
+  const faults = runs.some((r) => r.pageFaults !== null);
+  const header = [
+    ...COMPARISON_COLUMNS.head,
+    ...patterns.map((p) => `${p}/s`),
+    ...COMPARISON_COLUMNS.tail,
+    ...(faults ? COMPARISON_COLUMNS.faults : []),
+  ];
   const first = runs[0]?.totals.translationsPerSec ?? 0;
   const rows = runs.map((r) => {
     const t = r.totals;
@@ -237,6 +318,7 @@ export function comparisonTable(comparison: ComparisonReport, opts: TableOptions
       formatMs(unmapMs),
       cmds === null || r.instances.length === 0 ? '-' : (cmds / r.instances.length).toFixed(1),
       formatSi(t.portTranslationsPerSec),
+      ...(faults ? pageFaultCells(r.pageFaults) : []),
     ];
   });
   return renderTable(header, rows, null, opts);
@@ -280,7 +362,10 @@ export function summaryLine(report: BenchReport): string {
   );
 }
 
-/** The full text report: summary line, translation table, pattern table, map/invalidation table. */
+/**
+ * The full text report: summary line, translation table, pattern table, map/invalidation table,
+ * the backend-detail table (when reported) and the page-fault table (when the phase ran).
+ */
 export function formatReport(report: BenchReport, opts: TableOptions = {}): string {
   const title = (s: string): string => (opts.color === true ? pc.cyan(s) : s);
   const lines = [
@@ -298,5 +383,9 @@ export function formatReport(report: BenchReport, opts: TableOptions = {}): stri
   ];
   const detail = detailTable(report, opts);
   if (detail !== null) lines.push(title(`Caches, walks, commands and events (${report.config.backend.id}, all instances)`), detail, '');
+  const faults = pageFaultTable(report, opts);
+  if (faults !== null) {
+    lines.push(title('Page faults (PRI round trips through IopfQueue + FaultQueue, one instance at a time)'), faults, '');
+  }
   return lines.join('\n');
 }

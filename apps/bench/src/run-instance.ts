@@ -1,8 +1,9 @@
 /**
  * The phases of one benchmark instance over an open {@link BackendStack}: map memory, run DMA
- * patterns (inside the instance's thread, via `host.runWorkload`), invalidate a slice, and measure
- * the device port. The host runner calls the phases with barriers between them; a pool job calls
- * {@link runInstance}, which runs them all in order.
+ * patterns (inside the instance's thread, via `host.runWorkload`), invalidate a slice, measure
+ * the device port, and measure I/O page-fault round trips (`fault-phase.ts`). The host runner
+ * calls the phases with barriers between them; a pool job calls {@link runInstance}, which runs
+ * them all in order.
  */
 import {
   IotlbGather,
@@ -16,6 +17,7 @@ import {
 import type { WorkloadSpec } from '@iommulab/runtime';
 import { resolvePageSize, type PageSizeChoice, type Pattern } from './args.js';
 import { countersFromStats, diffCounters, hitRate, sumCounters, type Counters } from './counters.js';
+import { measurePageFaults, type FaultPhaseTimeouts } from './fault-phase.js';
 import { mappingAlignment, pageSizesUpTo, planMapping } from './map-plan.js';
 import { STRIDE_PAGES, patternSteps } from './pattern-steps.js';
 import type {
@@ -23,6 +25,7 @@ import type {
   InvalidationRecord,
   MapChunk,
   MapRecord,
+  PageFaultRecord,
   PatternRecord,
   PortRecord,
   TotalsRecord,
@@ -46,6 +49,14 @@ export interface InstancePlan {
   readonly portBatch: number;
   /** Seed of the random pattern. */
   readonly seed: number;
+  /** Page-fault round trips with one outstanding; 0 skips the page-fault phase. */
+  readonly faults: number;
+  /** Page faults in flight in the throughput part. */
+  readonly faultBatch: number;
+  /** Timed batches of the throughput part. */
+  readonly faultBatches: number;
+  /** The page-fault parts may stop at their time limits (default counts). */
+  readonly faultTimeLimited: boolean;
 }
 
 /** An instance after {@link mapInstance}: its device, domain and mapping. */
@@ -305,6 +316,29 @@ export async function measurePort(m: MappedInstance): Promise<PortRecord> {
 }
 
 /**
+ * The page-fault phase (see `fault-phase.ts`): a PRI device next to the bench device, its page
+ * requests through the instance's IopfQueue into a FaultQueue and back. Null when `plan.faults`
+ * is 0. Never throws: a backend without PRI gives an `unsupported` record, a failure an `error`
+ * record.
+ */
+export async function measureFaults(m: MappedInstance, timeouts?: FaultPhaseTimeouts): Promise<PageFaultRecord | null> {
+  const { plan } = m;
+  if (plan.faults <= 0) return null;
+  return measurePageFaults(
+    {
+      stack: m.stack,
+      id: plan.id,
+      rid: plan.rid,
+      roundTrips: plan.faults,
+      batch: plan.faultBatch,
+      batches: plan.faultBatches,
+      timeLimited: plan.faultTimeLimited,
+    },
+    timeouts,
+  );
+}
+
+/**
  * Totals of one instance: counters over patterns + invalidation, rate over the pattern loops.
  */
 export function instanceTotals(
@@ -332,6 +366,7 @@ export function instanceRecord(
   patterns: readonly PatternRecord[],
   inv: InvalidationRecord,
   port: PortRecord,
+  pageFaults: PageFaultRecord | null,
 ): InstanceRecord {
   return {
     index: m.plan.index,
@@ -343,16 +378,17 @@ export function instanceRecord(
     patterns,
     invalidation: inv,
     port,
+    pageFaults,
     totals: instanceTotals(patterns, inv, port),
   };
 }
 
 /** Phase names, as progress reports them. */
-export type InstancePhase = 'start' | 'map' | Pattern | 'invalidate' | 'port' | 'done';
+export type InstancePhase = 'start' | 'map' | Pattern | 'invalidate' | 'port' | 'faults' | 'done';
 
 /**
- * Runs every phase of one instance in order (map, patterns, invalidation, port) and returns its
- * record. Does not close the stack.
+ * Runs every phase of one instance in order (map, patterns, invalidation, port, page faults) and
+ * returns its record. Does not close the stack.
  *
  * @param onPhase - called when a phase begins
  */
@@ -372,6 +408,8 @@ export async function runInstance(
   const inv = await runInvalidation(m);
   onPhase?.('port');
   const port = await measurePort(m);
+  onPhase?.('faults');
+  const faults = await measureFaults(m);
   onPhase?.('done');
-  return instanceRecord(m, patterns, inv, port);
+  return instanceRecord(m, patterns, inv, port, faults);
 }

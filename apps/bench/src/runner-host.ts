@@ -2,7 +2,8 @@
  * The host runner: one {@link BackendStack} per instance, opened from this thread over one shared
  * PhysMem (each instance's hardware in its own worker by default). Phases run with a barrier
  * between them: map (this thread, one instance after another), each pattern on every instance at
- * once (inside the instance threads), invalidation, then the device port one instance at a time.
+ * once (inside the instance threads), invalidation, then the device port and the page-fault phase
+ * one instance at a time (so no sibling disturbs the latencies).
  */
 import { loadBackend, openBackend, type BackendStack } from '@iommulab/driver-api';
 import { PhysMem } from '@iommulab/runtime';
@@ -12,19 +13,21 @@ import { physMemBytes } from './mem-size.js';
 import {
   PROGRESS_INTERVAL_MS,
   invalidationLine,
+  faultLine,
   mapLine,
   patternLine,
   portLine,
   type InstanceProgress,
   type ProgressReporter,
 } from './progress.js';
-import type { InvalidationRecord, PatternRecord, PortRecord } from './records.js';
+import type { InvalidationRecord, PageFaultRecord, PatternRecord, PortRecord } from './records.js';
 import { backendInfo, buildReport, environmentInfo, type BenchReport } from './report-json.js';
 import type { ResolvedBackend } from './resolve-backend.js';
 import {
   BENCH_RID,
   instanceRecord,
   mapInstance,
+  measureFaults,
   measurePort,
   runInvalidation,
   runPattern,
@@ -46,6 +49,10 @@ export function instancePlans(config: BenchConfig, backendId: string): InstanceP
     translations: config.translations,
     portTranslations: config.portTranslations,
     portBatch: config.portBatch,
+    faults: config.faults,
+    faultBatch: config.faultBatch,
+    faultBatches: config.faultBatches,
+    faultTimeLimited: config.faultTimeLimited,
     seed: (0x2545f491 + index * 0x9e3779b1) >>> 0 || 1,
   }));
 }
@@ -197,14 +204,19 @@ export async function runHost(
       }),
     );
     const ports: PortRecord[] = [];
+    const pageFaults: (PageFaultRecord | null)[] = [];
     for (let i = 0; i < mapped.length; i++) {
       live[i].phase = 'port';
       const r = await measurePort(mapped[i]);
       ports.push(r);
-      live[i].phase = 'done';
       reporter.phaseDone(portLine(mapped[i].plan.id, r));
+      if (config.faults > 0) live[i].phase = 'faults';
+      const f = await measureFaults(mapped[i]);
+      pageFaults.push(f);
+      if (f !== null) reporter.phaseDone(faultLine(mapped[i].plan.id, f));
+      live[i].phase = 'done';
     }
-    const instances = mapped.map((m, i) => instanceRecord(m, patterns[i], invalidations[i], ports[i]));
+    const instances = mapped.map((m, i) => instanceRecord(m, patterns[i], invalidations[i], ports[i], pageFaults[i]));
     return buildReport({
       config,
       backend: backendInfo(backend, plugin),

@@ -12,6 +12,7 @@ import { physMemBytes } from './mem-size.js';
 import {
   PROGRESS_INTERVAL_MS,
   invalidationLine,
+  faultLine,
   mapLine,
   patternLine,
   portLine,
@@ -69,6 +70,7 @@ export async function runPool(
         for (const p of r.patterns) reporter.phaseDone(patternLine(r.id, p));
         reporter.phaseDone(invalidationLine(r.id, r.invalidation));
         reporter.phaseDone(portLine(r.id, r.port));
+        if (r.pageFaults !== null) reporter.phaseDone(faultLine(r.id, r.pageFaults));
         return r;
       }),
     );

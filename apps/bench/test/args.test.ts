@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   ArgsError,
   DEFAULT_BACKENDS,
+  DEFAULT_FAULT_BATCH,
+  DEFAULT_FAULTS,
   DEFAULT_PORT_BATCH,
   DEFAULT_PORT_TRANSLATIONS,
   DEFAULT_TRANSLATIONS,
@@ -13,6 +15,8 @@ import {
   parsePatterns,
   resolvePageSize,
   SHORT_PRESET,
+  USAGE,
+  faultBatchesFor,
   type BenchConfig,
 } from '../src/args.js';
 
@@ -49,6 +53,10 @@ describe('parseArgs', () => {
       short: false,
       portTranslations: DEFAULT_PORT_TRANSLATIONS,
       portBatch: DEFAULT_PORT_BATCH,
+      faults: 2000,
+      faultBatch: 256,
+      faultBatches: 8,
+      faultTimeLimited: true,
       jsonFile: null,
     });
   });
@@ -71,6 +79,7 @@ describe('parseArgs', () => {
         '512',
         '--mode',
         'in-thread',
+        '--faults=5k',
         '--json',
         'out.json',
       ]),
@@ -89,6 +98,10 @@ describe('parseArgs', () => {
       short: false,
       portTranslations: DEFAULT_PORT_TRANSLATIONS,
       portBatch: DEFAULT_PORT_BATCH,
+      faults: 5000,
+      faultBatch: 256,
+      faultBatches: 20,
+      faultTimeLimited: false,
       jsonFile: 'out.json',
     });
   });
@@ -148,6 +161,27 @@ describe('parseArgs', () => {
     expect([o.instances, o.translations, o.mapBytes]).toEqual([1, 1000, SHORT_PRESET.mapMb * 1024 * 1024]);
   });
 
+  it('parses --faults: round trips one at a time, about as many again in batches of 256 (at least 5), 0 disables', () => {
+    expect([DEFAULT_FAULTS, DEFAULT_FAULT_BATCH, SHORT_PRESET.faults]).toEqual([2000, 256, 200]);
+    const f = (...argv: string[]) => {
+      const c = config(argv);
+      return [c.faults, c.faultBatch, c.faultBatches];
+    };
+    expect(f()).toEqual([2000, 256, 8]);
+    expect(f('--short')).toEqual([200, 256, 5]);
+    expect(f('--faults', '0')).toEqual([0, 256, 0]);
+    expect(f('--short', '--faults', '0')).toEqual([0, 256, 0]);
+    expect(f('--faults', '1')).toEqual([1, 256, 5]);
+    expect(f('--faults', '10k', '--short')).toEqual([10_000, 256, 40]);
+    expect(f('--faults=1_000_000')).toEqual([1_000_000, 256, 3907]);
+    expect([faultBatchesFor(0), faultBatchesFor(1280), faultBatchesFor(1281), faultBatchesFor(512, 128)]).toEqual([0, 5, 6, 5]);
+    // Only the default counts may stop at the time limits; an explicit --faults runs in full.
+    expect([config([]).faultTimeLimited, config(['--short']).faultTimeLimited]).toEqual([true, true]);
+    expect([config(['--faults', '2000']).faultTimeLimited, config(['--short', '--faults=0']).faultTimeLimited]).toEqual([false, false]);
+    expect(USAGE).toContain('--faults <N>');
+    expect(USAGE).toContain('0 disables the page-fault phase');
+  });
+
   it('ignores a literal -- (as pnpm passes it through)', () => {
     expect(config(['--', '--short']).short).toBe(true);
   });
@@ -198,6 +232,11 @@ describe('parseArgs', () => {
       [['--backend', 'mock,,smmuv3'], "--backend must be a backend or a comma list of backends, got 'mock,,smmuv3'"],
       [['--backend', 'mock,'], "--backend must be a backend or a comma list of backends, got 'mock,'"],
       [['--backend', 'mock,smmuv3,mock'], "--backend: 'mock' is listed twice"],
+      [['--faults', '-1'], "--faults must be a whole number, got '-1'"],
+      [['--faults', 'many'], "--faults must be a whole number, got 'many'"],
+      [['--faults', '20m'], '--faults must be between 0 and 10000000, got 20000000'],
+      [['--faults'], '--faults needs a value'],
+      [['--faults', '1', '--faults', '2'], '--faults was given more than once'],
     ];
     for (const [argv, message] of cases) {
       const e = error(argv);

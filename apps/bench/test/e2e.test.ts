@@ -41,6 +41,11 @@ function cfg(over: Partial<BenchConfig> = {}): BenchConfig {
     short: true,
     portTranslations: 1000,
     portBatch: 256,
+    // The page-fault phase has its own tests (fault-phase.test.ts); off here.
+    faults: 0,
+    faultBatch: 256,
+    faultBatches: 0,
+    faultTimeLimited: false,
     jsonFile: null,
     ...over,
   };

@@ -1,6 +1,6 @@
 import type { BenchConfig } from '../src/args.js';
 import type { Counters } from '../src/counters.js';
-import type { InstanceRecord, PatternRecord } from '../src/records.js';
+import type { InstanceRecord, PageFaultCounts, PageFaultRecord, PatternRecord } from '../src/records.js';
 import { buildReport, type BenchReport, type EnvironmentInfo } from '../src/report-json.js';
 import { instanceTotals } from '../src/run-instance.js';
 
@@ -20,6 +20,10 @@ export const FIXED_CONFIG: BenchConfig = {
   short: false,
   portTranslations: 65_536,
   portBatch: 256,
+  faults: 2000,
+  faultBatch: 256,
+  faultBatches: 8,
+  faultTimeLimited: true,
   jsonFile: null,
 };
 
@@ -51,7 +55,62 @@ function pattern(p: 'sequential' | 'random', step: number, t: number, hits: numb
   };
 }
 
-function instance(index: number, seqMs: number, randMs: number, portMs: number): InstanceRecord {
+function cleanCounts(n: number): PageFaultCounts {
+  return { sent: n, queued: n, dropped: 0, responses: n, groups: n, success: n, iopfDrops: 0 };
+}
+
+/** How the fixture's page-fault phase went: measured, no PRI (n/a), or disabled (`--faults 0`). */
+export type FixtureFaults = 'ok' | 'n/a' | 'off';
+
+/** A measured page-fault phase: 2000 round trips, 8 batches of 256, every count clean. */
+export function pageFaultRecord(index: number): PageFaultRecord {
+  return {
+    status: 'ok',
+    reason: null,
+    rid: 0x11,
+    warmup: 100,
+    latency: {
+      roundTrips: 2000,
+      stoppedAtTimeLimit: false,
+      medianUs: index === 0 ? 21.5 : 23.5,
+      p90Us: index === 0 ? 30.25 : 34.75,
+      p99Us: index === 0 ? 80.5 : 99.5,
+      minUs: 9.1,
+      maxUs: 400.2,
+      counts: cleanCounts(2000),
+    },
+    throughput: {
+      batch: 256,
+      batches: 8,
+      stoppedAtTimeLimit: false,
+      faults: 2048,
+      faultsPerSec: index === 0 ? 200_000 : 180_000,
+      minFaultsPerSec: 150_000,
+      maxFaultsPerSec: 250_000,
+      counts: cleanCounts(2048),
+    },
+    noticed: { poll: 2110, irq: 0, fallback: 0 },
+    crossThread: true,
+    elapsedMs: 120,
+  };
+}
+
+/** The record of a backend without PRI. */
+export function noPriRecord(): PageFaultRecord {
+  return {
+    status: 'unsupported',
+    reason: 'the mock IOMMU has no PRI (capabilities.pri is false)',
+    rid: 0x11,
+    warmup: 0,
+    latency: null,
+    throughput: null,
+    noticed: { poll: 0, irq: 0, fallback: 0 },
+    crossThread: true,
+    elapsedMs: 0.1,
+  };
+}
+
+function instance(index: number, seqMs: number, randMs: number, portMs: number, faults: FixtureFaults = 'ok'): InstanceRecord {
   const patterns = [pattern('sequential', 256, 1_000_000, 750_000, seqMs), pattern('random', 2048, 1_000_000, 250_000, randMs)];
   const invalidation = {
     iova: 0x0100_0000 + 16 * 1024 * 1024,
@@ -93,6 +152,7 @@ function instance(index: number, seqMs: number, randMs: number, portMs: number):
     patterns,
     invalidation,
     port,
+    pageFaults: faults === 'ok' ? pageFaultRecord(index) : faults === 'n/a' ? noPriRecord() : null,
     totals: instanceTotals(patterns, invalidation, port),
   };
 }
@@ -102,14 +162,16 @@ function instance(index: number, seqMs: number, randMs: number, portMs: number):
  *
  * @param over - config fields to change (recorded as given)
  * @param ioPageSize - the IO page size the instances report having mapped with
+ * @param faults - the page-fault phase: measured (default), n/a (no PRI) or disabled
  */
-export function fixedReport(over: Partial<BenchConfig> = {}, ioPageSize = 2048): BenchReport {
-  const instances = [instance(0, 50, 100, 65.536), instance(1, 40, 125, 131.072)].map((i) => ({
+export function fixedReport(over: Partial<BenchConfig> = {}, ioPageSize = 2048, faults: FixtureFaults = 'ok'): BenchReport {
+  const off = faults === 'off' ? { faults: 0, faultBatches: 0, faultTimeLimited: false } : {};
+  const instances = [instance(0, 50, 100, 65.536, faults), instance(1, 40, 125, 131.072, faults)].map((i) => ({
     ...i,
     map: { ...i.map, ioPageSize },
   }));
   return buildReport({
-    config: { ...FIXED_CONFIG, ...over },
+    config: { ...FIXED_CONFIG, ...off, ...over },
     backend: { name: 'mock', url: 'file:///x/hw-mock/dist/index.js', id: 'mock', displayName: null, version: '0.1.0' },
     environment: FIXED_ENV,
     instances,

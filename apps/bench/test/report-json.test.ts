@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { countersFromStats, diffCounters, sumCounters } from '../src/counters.js';
-import { SCHEMA_VERSION, buildComparison, environmentInfo, gitCommit } from '../src/report-json.js';
+import { SCHEMA_VERSION, buildComparison, environmentInfo, gitCommit, medianOf, pageFaultTotals } from '../src/report-json.js';
 import { fixedDetailReport, fixedReport } from './fixture.js';
 
 describe('JSON report (schemaVersion 1)', () => {
@@ -10,7 +10,7 @@ describe('JSON report (schemaVersion 1)', () => {
   it('has the top-level fields', () => {
     expect(SCHEMA_VERSION).toBe(1);
     expect(Object.keys(json).sort()).toEqual(
-      ['config', 'durationMs', 'environment', 'instances', 'patterns', 'rateBasis', 'schemaVersion', 'tool', 'totals'].sort(),
+      ['config', 'durationMs', 'environment', 'instances', 'pageFaults', 'patterns', 'rateBasis', 'schemaVersion', 'tool', 'totals'].sort(),
     );
     expect(json.schemaVersion).toBe(1);
     expect(json.tool).toEqual({ name: '@iommulab/bench', version: '0.1.0' });
@@ -35,6 +35,7 @@ describe('JSON report (schemaVersion 1)', () => {
       runner: 'host',
       short: false,
       port: { translations: 65_536, batch: 256 },
+      pageFaults: { roundTrips: 2000, batch: 256, batches: 8, timeLimited: true },
       physMemBytes: 80 * 1024 * 1024,
       poolThreads: null,
     });
@@ -55,7 +56,7 @@ describe('JSON report (schemaVersion 1)', () => {
     expect(report.instances.map((i) => i.id)).toEqual(['mock-0', 'mock-1']);
     const i0 = report.instances[0];
     expect(Object.keys(i0).sort()).toEqual(
-      ['backendId', 'id', 'index', 'invalidation', 'map', 'mode', 'pageSizes', 'patterns', 'port', 'totals'].sort(),
+      ['backendId', 'id', 'index', 'invalidation', 'map', 'mode', 'pageFaults', 'pageSizes', 'patterns', 'port', 'totals'].sort(),
     );
     expect(i0.patterns.map((p) => p.pattern)).toEqual(['sequential', 'random']);
     expect(i0.totals.translations).toBe(2_000_000 + 3 * 2048);
@@ -76,6 +77,76 @@ describe('JSON report (schemaVersion 1)', () => {
       faults: 4096,
       invalidations: 6,
     });
+  });
+
+  it('records the page-fault phase per instance and over the instances', () => {
+    const i0 = (json.instances as Record<string, Record<string, unknown>>[])[0];
+    expect(Object.keys(i0.pageFaults).sort()).toEqual(
+      ['crossThread', 'elapsedMs', 'latency', 'noticed', 'reason', 'rid', 'status', 'throughput', 'warmup'].sort(),
+    );
+    expect(i0.pageFaults).toMatchObject({
+      status: 'ok',
+      reason: null,
+      rid: 0x11,
+      latency: {
+        roundTrips: 2000,
+        medianUs: 21.5,
+        p90Us: 30.25,
+        p99Us: 80.5,
+        counts: { sent: 2000, queued: 2000, dropped: 0, responses: 2000, groups: 2000, success: 2000, iopfDrops: 0 },
+      },
+      throughput: { batch: 256, batches: 8, faults: 2048, faultsPerSec: 200_000 },
+    });
+    // Instances are measured one at a time: medians over the instances, sums of the counts.
+    expect(json.pageFaults).toEqual({
+      ok: 2,
+      unsupported: 0,
+      errors: 0,
+      roundTrips: 4000,
+      medianUs: 22.5,
+      p90Us: 32.5,
+      p99Us: 90,
+      batch: 256,
+      faultsPerSec: 190_000,
+      sent: 2 * (2000 + 2048),
+      groups: 2 * (2000 + 2048),
+      success: 2 * (2000 + 2048),
+      dropped: 0,
+    });
+  });
+
+  it('records a backend without PRI as unsupported, and a disabled phase as null', () => {
+    const na = fixedReport({}, 2048, 'n/a');
+    expect(na.instances.map((i) => i.pageFaults?.status)).toEqual(['unsupported', 'unsupported']);
+    expect(na.pageFaults).toEqual({
+      ok: 0,
+      unsupported: 2,
+      errors: 0,
+      roundTrips: 0,
+      medianUs: null,
+      p90Us: null,
+      p99Us: null,
+      batch: 256,
+      faultsPerSec: null,
+      sent: 0,
+      groups: 0,
+      success: 0,
+      dropped: 0,
+    });
+    const off = JSON.parse(JSON.stringify(fixedReport({}, 2048, 'off'))) as typeof report;
+    expect(off.pageFaults).toBeNull();
+    expect(off.config.pageFaults).toEqual({ roundTrips: 0, batch: 256, batches: 0, timeLimited: false });
+    expect(off.instances.map((i) => i.pageFaults)).toEqual([null, null]);
+  });
+
+  it('sums drops and medians over the measured instances only', () => {
+    const r = fixedReport();
+    const [a, b] = r.instances;
+    const bad = { ...b, pageFaults: { ...b.pageFaults!, latency: { ...b.pageFaults!.latency!, counts: { ...b.pageFaults!.latency!.counts, dropped: 3, iopfDrops: 2 } } } };
+    expect(pageFaultTotals([a, bad], 256)).toMatchObject({ ok: 2, dropped: 5, medianUs: 22.5 });
+    const na = fixedReport({}, 2048, 'n/a').instances[0];
+    expect(pageFaultTotals([a, na], 256)).toMatchObject({ ok: 1, unsupported: 1, roundTrips: 2000, medianUs: 21.5, p90Us: 30.25, faultsPerSec: 200_000 });
+    expect([medianOf([]), medianOf([3, 1, 2]), medianOf([4, 1, 3, 2])]).toEqual([null, 2, 2.5]);
   });
 
   it('collects the environment', () => {

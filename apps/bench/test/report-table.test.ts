@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes, formatCount, formatMs, formatPercent, formatSi } from '../src/format.js';
+import { formatBytes, formatCount, formatMs, formatPercent, formatSi, formatUs } from '../src/format.js';
 import { buildComparison } from '../src/report-json.js';
 import {
   comparisonTable,
@@ -7,6 +7,8 @@ import {
   formatComparison,
   formatReport,
   mapTable,
+  pageFaultCells,
+  pageFaultTable,
   patternTable,
   renderTable,
   summaryLine,
@@ -39,6 +41,7 @@ describe('number formatting', () => {
     ]);
     expect([0.4123, 41.23, 412.3, 1234.5].map(formatMs)).toEqual(['0.41 ms', '41.2 ms', '412 ms', '1.23 s']);
     expect([512, 2048, 1048576, 33554432, 1536].map(formatBytes)).toEqual(['512 B', '2 KiB', '1 MiB', '32 MiB', '1.5 KiB']);
+    expect([formatUs(null), formatUs(23.41), formatUs(1234.56)]).toEqual(['-', '23.4 µs', '1234.6 µs']);
   });
 });
 
@@ -151,10 +154,10 @@ describe('backend detail and comparison tables', () => {
     });
     expect(comparisonTable(cmp)).toBe(
       [
-        'backend     IO page  IOTLB hit      walks  steps/walk  sequential/s  random/s  trans/s  vs first  map pages/s  unmap+sync  cmds/inval  port trans/s',
-        '----------  -------  ---------  ---------  ----------  ------------  --------  -------  --------  -----------  ----------  ----------  ------------',
-        'mock          2 KiB    49.95 %  2,008,192           -        40.0 M    16.0 M   22.9 M     1.00x       41.0 M     0.50 ms           -         667 k',
-        'arm-smmuv3    4 KiB    49.95 %  2,008,192        4.00        20.0 M    8.00 M   11.4 M     0.50x       20.5 M     0.50 ms         6.0         667 k',
+        'backend     IO page  IOTLB hit      walks  steps/walk  sequential/s  random/s  trans/s  vs first  map pages/s  unmap+sync  cmds/inval  port trans/s  fault p50/p90 µs  faults/s',
+        '----------  -------  ---------  ---------  ----------  ------------  --------  -------  --------  -----------  ----------  ----------  ------------  ----------------  --------',
+        'mock          2 KiB    49.95 %  2,008,192           -        40.0 M    16.0 M   22.9 M     1.00x       41.0 M     0.50 ms           -         667 k         22.5/32.5     190 k',
+        'arm-smmuv3    4 KiB    49.95 %  2,008,192        4.00        20.0 M    8.00 M   11.4 M     0.50x       20.5 M     0.50 ms         6.0         667 k         22.5/32.5     190 k',
       ].join('\n'),
     );
     expect(formatComparison(cmp).split('\n').slice(0, 3)).toEqual([
@@ -162,5 +165,65 @@ describe('backend detail and comparison tables', () => {
       '',
       'Backends side by side (totals over all instances)',
     ]);
+  });
+});
+
+describe('page-fault tables', () => {
+  it('prints the round trips, batches in flight and counts per instance, medians in the total row', () => {
+    const r = fixedReport();
+    expect(pageFaultTable(r)).toBe(
+      [
+        'instance  round trips      p50      p90      p99  in flight  faults/s  groups  SUCCESS  dropped',
+        '--------  -----------  -------  -------  -------  ---------  --------  ------  -------  -------',
+        'mock-0          2,000  21.5 µs  30.3 µs  80.5 µs    8 x 256     200 k   4,048    4,048        0',
+        'mock-1          2,000  23.5 µs  34.8 µs  99.5 µs    8 x 256     180 k   4,048    4,048        0',
+        '--------  -----------  -------  -------  -------  ---------  --------  ------  -------  -------',
+        'total           4,000  22.5 µs  32.5 µs  90.0 µs        256     190 k   8,096    8,096        0',
+      ].join('\n'),
+    );
+    expect(formatReport(r)).toContain(
+      '\nPage faults (PRI round trips through IopfQueue + FaultQueue, one instance at a time)\ninstance  round trips  ',
+    );
+  });
+
+  it('shows n/a for a backend without PRI, and nothing when the phase is disabled', () => {
+    const na = fixedReport({}, 2048, 'n/a');
+    expect(pageFaultTable(na)).toBe(
+      [
+        'instance  round trips  p50  p90  p99  in flight  faults/s  groups  SUCCESS  dropped',
+        '--------  -----------  ---  ---  ---  ---------  --------  ------  -------  -------',
+        'mock-0            n/a  n/a  n/a  n/a        n/a       n/a     n/a      n/a      n/a',
+        'mock-1            n/a  n/a  n/a  n/a        n/a       n/a     n/a      n/a      n/a',
+        '--------  -----------  ---  ---  ---  ---------  --------  ------  -------  -------',
+        'total             n/a  n/a  n/a  n/a        n/a       n/a     n/a      n/a      n/a',
+      ].join('\n'),
+    );
+    const off = fixedReport({}, 2048, 'off');
+    expect(pageFaultTable(off)).toBeNull();
+    expect(formatReport(off)).not.toContain('Page faults');
+    expect(pageFaultCells(na.pageFaults)).toEqual(['n/a', 'n/a']);
+    expect(pageFaultCells(null)).toEqual(['-', '-']);
+  });
+
+  it('marks a failed phase, keeping what was measured', () => {
+    const r = fixedReport();
+    const [a, b] = r.instances;
+    const failed = { ...b, pageFaults: { ...b.pageFaults!, status: 'error' as const, reason: 'timeout', throughput: null } };
+    const report = { ...r, instances: [a, failed] };
+    expect(pageFaultTable(report)?.split('\n')[3]).toBe(
+      'mock-1          2,000  23.5 µs  34.8 µs  99.5 µs      error     error   2,000    2,000  0 (error)',
+    );
+  });
+
+  it('adds n/a fault columns to the comparison for a backend without PRI, and none when the phase is off', () => {
+    const smmu = fixedDetailReport();
+    const na = fixedReport({ backends: ['mock', 'smmuv3'] }, 2048, 'n/a');
+    const rows = comparisonTable(buildComparison({ backends: ['mock', 'smmuv3'], environment: smmu.environment, runs: [na, smmu], durationMs: 1 })).split('\n');
+    expect(rows[0]).toMatch(/  port trans\/s  fault p50\/p90 µs  faults\/s$/);
+    expect(rows[2]).toMatch(/         667 k               n\/a       n\/a$/);
+    expect(rows[3]).toMatch(/         667 k         22\.5\/32\.5     190 k$/);
+    const off = fixedReport({ backends: ['mock', 'smmuv3'] }, 2048, 'off');
+    const plain = comparisonTable(buildComparison({ backends: ['mock', 'smmuv3'], environment: off.environment, runs: [off, off], durationMs: 1 }));
+    expect(plain.split('\n')[0]).toMatch(/  port trans\/s$/);
   });
 });
