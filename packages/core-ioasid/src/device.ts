@@ -29,7 +29,7 @@
 import type { BackendStack, IommuDevice, IommuDriver } from '@iommulab/driver-api';
 import type { IommufdCtx } from './context.js';
 import { fail } from './errors.js';
-import { faultAutoResponse, faultSyncDevice } from './fault.js'; // faults and vIOMMU helper's hooks
+import { faultAutoResponse, faultIopfCheck, faultSyncDevice } from './fault.js'; // faults and vIOMMU helper's hooks
 import { vdeviceDeviceGone } from './vdevice.js';
 import { failpoint } from './fail-nth.js';
 import {
@@ -250,6 +250,7 @@ export async function hwptAttach(hwpt: HwPagetable, idev: IommufdDevice, pasid: 
   if (idev.attached.has(pasid)) {
     fail('EBUSY', `device ${idev.id} ${pasid === IOMMU_NO_PASID ? 'RID' : `PASID ${pasid}`} is already attached (use replace)`);
   }
+  faultIopfCheck(hwpt, idev, 'attach'); // src/fault.ts: iommufd_fault_iopf_enable refusals
   const paging = findHwptPaging(hwpt);
   const attachResv = paging !== null && pasid === IOMMU_NO_PASID;
   if (attachResv) enforceDevResvRegions(paging.ioas.iopt, idev);
@@ -296,6 +297,7 @@ async function doReplace(idev: IommufdDevice, pasid: number, hwpt: HwPagetable):
     fail('EINVAL', `device ${idev.id} ${pasid === IOMMU_NO_PASID ? 'RID' : `PASID ${pasid}`} is not attached (replace needs an attachment)`);
   }
   if (old === hwpt) return null;
+  faultIopfCheck(hwpt, idev, 'replace'); // src/fault.ts: iommufd_fault_iopf_enable refusals
   const paging = findHwptPaging(hwpt);
   const oldPaging = findHwptPaging(old);
   const attachResv = paging !== null && pasid === IOMMU_NO_PASID;

@@ -179,6 +179,28 @@ function handlerOf(idev: IommufdDevice, pasid: number, req?: PageRequest): Fault
   return { handle, sink: f === null ? null : f.queue };
 }
 
+/**
+ * `iommufd_fault_iopf_enable`, the refusals: before attaching `idev` to `hwpt` with a FAULT (its
+ * own, or its nest parent's), a PCIe VF with PRI is EINVAL (PRI is shared with the PF: a response
+ * failure cannot be forwarded), and so is a device the IOMMU cannot take I/O page faults from
+ * (`IOMMU_DEV_FEAT_IOPF`: no PRI, no stall).
+ */
+export function faultIopfCheck(hwpt: HwPagetable, idev: IommufdDevice, what: string): void {
+  let f = faultOf(hwpt);
+  if (f === null && hwpt.type === 'hwpt_nested') f = faultOf((hwpt as unknown as HwptNestedLike).parent);
+  if (f === null) return;
+  const spec = idev.dev.spec;
+  if (spec.vf === true && spec.pri === true) fail('EINVAL', `${what}: device ${idev.id} is a VF with PRI: I/O page faults cannot be enabled (PRI is shared with the PF)`);
+  const drv = idev.driver as IommuDriver;
+  let ok = true;
+  try {
+    ok = typeof drv.iopfCapable !== 'function' || drv.iopfCapable(idev.dev);
+  } catch {
+    ok = false;
+  }
+  if (!ok) fail('EINVAL', `${what}: device ${idev.id} cannot raise I/O page faults (no PRI, no stall), HWPT ${hwpt.id} has a FAULT`);
+}
+
 /** Which iommufd device added each device of a queue (several contexts may share a driver). */
 const owners = new WeakMap<IopfQueue, Map<number, IommufdDevice>>();
 

@@ -87,7 +87,7 @@ export {
   type AccessCreateArgs,
 } from './access.js';
 // faults and vIOMMU
-export { IommufdFault, FaultFile, faultQueueAlloc, faultSyncDevice, faultAutoResponse, faultFlush, getFault } from './fault.js';
+export { IommufdFault, FaultFile, faultQueueAlloc, faultIopfCheck, faultSyncDevice, faultAutoResponse, faultFlush, getFault } from './fault.js';
 export {
   EventqFile,
   IommufdVeventq,

@@ -402,6 +402,7 @@ const entries: { entry: string; src: string; dist: string; names: string[] }[] =
       'failpoint',
       'faultAutoResponse',
       'faultFlush',
+      'faultIopfCheck',
       'faultQueueAlloc',
       'faultSyncDevice',
       'fieldIsZero',

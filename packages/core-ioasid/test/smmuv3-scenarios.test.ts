@@ -321,7 +321,8 @@ describe.each(BACKENDS)('scenarios on $name (in-thread)', (b) => {
     self = await open(b);
     const ioasId = (await self.fd.ioasAlloc()).outIoasId;
     await self.fd.ioasMap({ flags: RW | FIXED, ioasId, userVa: self.buffer, length: 2 * P, iova: b.base });
-    const devId = await bind(self, { rid: 10 });
+    // A PRI-capable function: the SMMUv3 takes I/O page faults only from PRI or stall masters.
+    const devId = await bind(self, { rid: 10, ats: true, pri: true });
     const { outFaultId: faultId, outFaultFd: faultFd, file } = await self.fd.faultQueueAlloc();
     await expectErrno('EOPNOTSUPP', self.fd.faultQueueAlloc({ flags: 1 }));
     await expectErrno('ENOENT', self.fd.hwptAlloc({ devId, ptId: ioasId, flags: IOMMU_HWPT_FAULT_ID_VALID, faultId: 0xffff_ffff }));

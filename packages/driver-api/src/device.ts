@@ -11,6 +11,11 @@ export interface DeviceSpec {
   readonly ats?: boolean;
   /** The device issues PCIe page requests (PRI). */
   readonly pri?: boolean;
+  /**
+   * A PCIe Virtual Function: its PRI capability is shared with the PF, so iommufd refuses to
+   * enable I/O page faults on it when it has PRI (`iommufd_fault_iopf_enable`: EINVAL).
+   */
+  readonly vf?: boolean;
   /** The device cannot work with dirty tracking (the selftest's MOCK_FLAGS_DEVICE_NO_DIRTY). */
   readonly noDirty?: boolean;
   /** A label for messages and reports. */

@@ -81,6 +81,14 @@ export interface IommuDriver {
   /** `remove_dev_pasid`: the PASID blocks DMA again. Detaching an unattached PASID succeeds. */
   detachPasid(dev: IommuDevice, pasid: number): Promise<void>;
 
+  /**
+   * Whether the device can raise recoverable I/O page faults through this IOMMU
+   * (`IOMMU_DEV_FEAT_IOPF`: PCIe PRI, or a stall-capable stream). Optional: a driver without it
+   * accepts every device. iommufd refuses to attach a device that cannot (EINVAL) to a HWPT with a
+   * fault object.
+   */
+  iopfCapable?(dev: IommuDevice): boolean;
+
   /** Sends a page response to the device (`page_response`): `ENODEV` for an unknown device. */
   pageResponse(dev: IommuDevice, response: PageResponse): Promise<void>;
 

@@ -130,6 +130,16 @@ describe('PRI (smmuv3.md §6)', () => {
     expect(r.drv.stats().priqOverflows).toBe(1);
   });
 
+  it('iopfCapable (IOMMU_DEV_FEAT_IOPF): a PRI function on an SMMU with IDR0.PRI, or a stall-capable master; not a plain master; ENODEV for an unprobed device', async () => {
+    const r = await DriverRig.create({ drv: { stallRids: [7] } });
+    const pri = await r.drv.probeDevice({ rid: 5, ats: true, pri: true });
+    const plain = await r.drv.probeDevice({ rid: 6 });
+    const stall = await r.drv.probeDevice({ rid: 7 });
+    expect([r.drv.iopfCapable(pri), r.drv.iopfCapable(plain), r.drv.iopfCapable(stall)]).toEqual([true, false, true]);
+    await r.drv.releaseDevice(plain);
+    expect(() => r.drv.iopfCapable(plain)).toThrow(expect.objectContaining({ errno: 'ENODEV' }));
+  });
+
   it('pageResponse refuses a device with neither PRI nor stall, and bad codes', async () => {
     const r = await DriverRig.create();
     const dev = await r.drv.probeDevice({ rid: 5 });

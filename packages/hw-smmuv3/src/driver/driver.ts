@@ -654,6 +654,15 @@ export class SmmuV3Driver implements IommuDriver, DomainHost, NestedHost {
 
   // ------------------------------------------------------------------------------ faults
 
+  /**
+   * `arm_smmu_master_iopf_supported`: a stall-capable master, or (unlike Linux, which has no PRI
+   * handling) a PRI-capable one on an SMMU with IDR0.PRI.
+   */
+  iopfCapable(dev: IommuDevice): boolean {
+    const m = this.master(dev, 'iopfCapable');
+    return m.stallEnabled || m.priCapable;
+  }
+
   async pageResponse(dev: IommuDevice, response: PageResponse): Promise<void> {
     const m = this.master(dev, 'pageResponse');
     const { pasid, grpid, code } = response;
