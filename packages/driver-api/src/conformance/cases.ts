@@ -4,6 +4,7 @@ import { IotlbGather, Prot } from '../domain.js';
 import { FaultReason } from '../fault.js';
 import { check, checkEqual, checkErrno } from './check.js';
 import type { CaseContext } from './context.js';
+import { faultCases } from './fault-cases.js';
 import { referenceModelCase } from './reference-model.js';
 
 /**
@@ -225,4 +226,5 @@ export const conformanceCases: readonly ConformanceCase[] = [
     },
   },
   referenceModelCase,
+  ...faultCases,
 ];
