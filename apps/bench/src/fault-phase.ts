@@ -17,7 +17,12 @@
  * - latency: `roundTrips` round trips with one fault outstanding (after a warm-up), median / p90 /
  *   p99 in µs;
  * - throughput: `batches` batches of `batch` faults in flight at once (distinct PRG indices), one
- *   `readInto` and one `write` per batch; faults/s per batch, median.
+ *   `readInto` and one `write` per batch, lock-step (the next batch is sent once this one's
+ *   responses were consumed and its device-port completions arrived), after
+ *   {@link FAULT_WARMUP_BATCHES} untimed batches; faults/s = faults / wall time of the timed
+ *   batches, one run. The same steps and the same figure as row (b) "lock-step" of
+ *   `packages/fault-queues/bench/round-trip.ts` (there: 16 devices x 16 PRG indices, a median of
+ *   5 runs of 200 batches; here one device, PRG indices 0..batch-1, one run of `batches`).
  *
  * Nothing is mapped for the faults: the handler answers SUCCESS without mapping (the cost of the
  * fault path, not of a page allocator). A backend without PRI (no `capabilities.pri`, a
@@ -39,8 +44,22 @@ import type { PageFaultCounts, PageFaultRecord } from './records.js';
 export const FAULT_RID_OFFSET = 0x10;
 /** Latency round trips before the timed ones (at most `roundTrips`); not in any figure or counter. */
 export const FAULT_WARMUP = 100;
-/** Throughput batches before the timed ones; not in any figure or counter. */
-export const FAULT_WARMUP_BATCHES = 2;
+/**
+ * Throughput batches before the timed ones; not in any figure or counter. The batch path (256
+ * groups per PRIQ drain, one 10 KiB read, one 2 KiB write, 256 CMD_PRI_RESP) is new code after
+ * the latency part, on the reader's thread for the first instance and in every instance's worker
+ * (a V8 isolate of its own). While V8 compiles it (concurrent TurboFan jobs: about 0.3 s of CPU
+ * for a fresh worker, 0.5 s with the reader's thread as well) the compiler threads take the CPU
+ * from the spinning reader and worker: on a 2-core machine about 4 batches in 10 stall for 3 to
+ * 20 ms over the first 20, 1.5 in 10 up to the 60th, and 0.3 to 0.5 in 10 after about 100 (the
+ * steady state, GC pauses mostly). With 2 warm-up batches the 8 timed batches fell in that
+ * window (instance 0, first to run the fault path, measured about 45 K faults/s and instance 1
+ * about 140 K, against about 220 K for bench/round-trip.ts, which warms up with 20 batches and
+ * then times runs of 200).
+ */
+export const FAULT_WARMUP_BATCHES = 100;
+/** A time-limited phase stops warming up after {@link FAULT_WARMUP_LIMIT_MS}, once it has at least this many warm-up batches. */
+export const FAULT_MIN_WARMUP_BATCHES = 2;
 /**
  * How long a wait for fault groups polls `driver.drainFaults()` itself before it sleeps on the
  * driver's interrupt path, ms (worker mode; in-thread the request is queued synchronously, so one
@@ -58,8 +77,10 @@ export const FAULT_WAIT_TIMEOUT_MS = 5000;
  * stops starting round trips after this long (once it has at least {@link FAULT_WARMUP}), ...
  */
 export const FAULT_LATENCY_LIMIT_MS = 600;
-/** ... and the throughput part stops starting batches after this long (once it has at least {@link FAULT_MIN_LIMITED_BATCHES}). */
+/** ... and the throughput part stops starting batches after this long (once it has at least {@link FAULT_MIN_LIMITED_BATCHES}), ... */
 export const FAULT_THROUGHPUT_LIMIT_MS = 300;
+/** ... and its warm-up after this long (once it has at least {@link FAULT_MIN_WARMUP_BATCHES}). */
+export const FAULT_WARMUP_LIMIT_MS = 300;
 /** Fewest timed batches of a time-limited throughput part. */
 export const FAULT_MIN_LIMITED_BATCHES = 3;
 /** Largest batch: one PRG index per fault in flight (PCIe PRG indices are 9 bits). */
@@ -94,9 +115,10 @@ export interface FaultPhaseTimeouts {
   readonly drainAfterMs?: number;
   /** Poll budget of a wait for fault groups, ms (default {@link FAULT_POLL_MS} in worker mode, 0 in-thread). */
   readonly pollMs?: number;
-  /** Time limits of a `timeLimited` phase, ms (defaults {@link FAULT_LATENCY_LIMIT_MS}, {@link FAULT_THROUGHPUT_LIMIT_MS}). */
+  /** Time limits of a `timeLimited` phase, ms (defaults {@link FAULT_LATENCY_LIMIT_MS}, {@link FAULT_THROUGHPUT_LIMIT_MS}, {@link FAULT_WARMUP_LIMIT_MS}). */
   readonly latencyLimitMs?: number;
   readonly throughputLimitMs?: number;
+  readonly warmupLimitMs?: number;
 }
 
 /** A device-port rejection because the model has no `pageRequest` (runtime error code `UNSUPPORTED`). */
@@ -439,7 +461,9 @@ export async function measurePageFaults(input: FaultPhaseInput, timeouts: FaultP
       };
     }
 
-    // (2) `batch` faults in flight: distinct PRG indices, one read and one write per batch.
+    // (2) `batch` faults in flight, lock-step: distinct PRG indices, one read and one write per
+    // batch, the next batch sent once this one's responses were consumed and its device-port
+    // completions arrived (the steps of fault-queues' bench/round-trip.ts row (b), lock-step).
     if (input.batches > 0) {
       const recs = new Uint8Array(batch * REC);
       const recsDv = new DataView(recs.buffer);
@@ -455,14 +479,17 @@ export async function measurePageFaults(input: FaultPhaseInput, timeouts: FaultP
         last: true,
       }));
       const sent: Promise<boolean>[] = new Array(batch);
-      const runBatch = async (b: string): Promise<number> => {
-        const t = performance.now();
+      const lostIn = (oks: readonly boolean[]): number => oks.reduce((n, ok) => (ok ? n : n + 1), 0);
+      const dropped = (lost: number, b: string): Error =>
+        new Error(`${label}: the model dropped ${lost} of the ${batch} page requests of batch ${b} (port.pageRequest resolved false)`);
+      const runBatch = async (b: string): Promise<void> => {
         for (let i = 0; i < batch; i++) sent[i] = stack.port.pageRequest(reqs[i]);
         const all = Promise.all(sent);
+        // A drop fails the wait for the groups at once (not after its timeout).
         all.then(
           (oks) => {
-            const lost = oks.filter((ok) => !ok).length;
-            if (lost > 0) w.fail(new Error(`${label}: the model dropped ${lost} of the ${batch} page requests of batch ${b} (port.pageRequest resolved false)`));
+            const lost = lostIn(oks);
+            if (lost > 0) w.fail(dropped(lost, b));
           },
           (e: unknown) => w.fail(e),
         );
@@ -473,31 +500,48 @@ export async function measurePageFaults(input: FaultPhaseInput, timeouts: FaultP
         for (let i = 0; i < batch; i++) respsDv.setUint32(i * RESP, recsDv.getUint32(i * REC + COOKIE_OFFSET, true), true);
         if (fq.write(resps) !== resps.length) throw new Error(`${label}: batch ${b}: short write of the responses`);
         await w.bound(iopf.flush(), `the ${batch} page responses of batch ${b} (IopfQueue.flush)`);
-        const s = (performance.now() - t) / 1000;
-        await w.bound(all, `the device-port completions of batch ${b}`);
-        return s > 0 ? batch / s : 0;
+        const lost = lostIn(await w.bound(all, `the device-port completions of batch ${b}`));
+        if (lost > 0) throw dropped(lost, b);
       };
-      for (let b = 1; b <= FAULT_WARMUP_BATCHES; b++) await runBatch(`warm-up ${b}`);
+      // Warm-up: the batch path is new code; its first batches run while V8 still compiles it
+      // and stall for milliseconds (see FAULT_WARMUP_BATCHES).
+      const warmLimit = limited ? (timeouts.warmupLimitMs ?? FAULT_WARMUP_LIMIT_MS) : Infinity;
+      const warmStart = performance.now();
+      for (let b = 1; b <= FAULT_WARMUP_BATCHES; b++) {
+        if (b > FAULT_MIN_WARMUP_BATCHES && performance.now() - warmStart >= warmLimit) break;
+        await runBatch(`warm-up ${b}`);
+      }
       const limit = limited ? (timeouts.throughputLimitMs ?? FAULT_THROUGHPUT_LIMIT_MS) : Infinity;
       const least = Math.min(input.batches, FAULT_MIN_LIMITED_BATCHES);
       const before = await snapshot();
-      const rates: number[] = [];
+      // One run of consecutive batches: faults / wall time of the run (a GC pause or a
+      // preemption inside the run counts, as in any throughput); each batch's share of the run
+      // (its send to the next batch's send) gives the slowest and the fastest batch.
+      let slowest = 0;
+      let fastest = Infinity;
       const start = performance.now();
-      for (let b = 1; b <= input.batches; b++) {
-        if (b > least && performance.now() - start >= limit) break;
-        rates.push(await runBatch(String(b)));
+      let t = start;
+      let done = 0;
+      while (done < input.batches) {
+        if (done >= least && t - start >= limit) break;
+        await runBatch(String(done + 1));
+        const now = performance.now();
+        slowest = Math.max(slowest, now - t);
+        fastest = Math.min(fastest, now - t);
+        t = now;
+        done++;
       }
+      const runMs = t - start;
       const after = await snapshot();
-      const done = rates.length;
-      rates.sort((x, y) => x - y);
+      const rate = (ms: number): number => (ms > 0 ? Math.round((batch * 1000) / ms) : 0);
       throughput = {
         batch,
         batches: done,
         stoppedAtTimeLimit: done < input.batches,
         faults: batch * done,
-        faultsPerSec: Math.round(quantile(rates, 0.5)),
-        minFaultsPerSec: Math.round(rates[0]),
-        maxFaultsPerSec: Math.round(rates[rates.length - 1]),
+        faultsPerSec: runMs > 0 ? Math.round((batch * done * 1000) / runMs) : 0,
+        minFaultsPerSec: rate(slowest),
+        maxFaultsPerSec: rate(fastest),
         counts: faultCounts(before, after, batch * done),
       };
     }
