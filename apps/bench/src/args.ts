@@ -109,8 +109,8 @@ export const DEFAULT_PORT_BATCH = 256;
 export const DEFAULT_FAULTS = 2000;
 /** Page faults in flight in the throughput part (distinct PRG indices). */
 export const DEFAULT_FAULT_BATCH = 256;
-/** Fewest timed batches of the throughput part (for a median). */
-export const MIN_FAULT_BATCHES = 5;
+/** Fewest timed batches of the throughput part (one 3–30 ms pause must not decide the figure). */
+export const MIN_FAULT_BATCHES = 64;
 /** Upper bound of `--faults`. */
 export const MAX_FAULTS = 10_000_000;
 /** Default JSON file for a bare `--json`. */

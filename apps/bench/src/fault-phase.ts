@@ -571,8 +571,9 @@ export async function measurePageFaults(input: FaultPhaseInput, timeouts: FaultP
     };
   } finally {
     w.close();
-    // Pending groups (after a failure) are answered INVALID; the device goes away.
-    iopf.close();
+    // Pending groups (after a failure) are answered INVALID; the device leaves the driver's shared
+    // fault layer (other owners' devices stay).
+    iopf.removeDevice(dev);
     fq.close();
     await settleWithin(iopf.flush(), FAULT_WAIT_TIMEOUT_MS);
     await settleWithin(driver.releaseDevice(dev), FAULT_WAIT_TIMEOUT_MS);

@@ -135,15 +135,17 @@ export interface PageFaultLatencyRecord {
 export interface PageFaultThroughputRecord {
   /** Faults in flight at once (distinct PRG indices 0..batch-1). */
   readonly batch: number;
-  /** Timed batches (after two untimed). */
+  /** Timed batches (after the untimed warm-up batches: up to 100, fewer at the time limit). */
   readonly batches: number;
   /** The part stopped at its time limit (300 ms, default counts only): `batches` says how many ran. */
   readonly stoppedAtTimeLimit: boolean;
   /** `batch * batches`. */
   readonly faults: number;
-  /** Faults per second of a batch (send all → all groups read → all answered and consumed), median over the batches. */
+  /** Timed faults / wall time of the timed batches, run back to back (each: send all → all groups read → all answered and consumed). */
   readonly faultsPerSec: number;
+  /** The slowest batch's rate. */
   readonly minFaultsPerSec: number;
+  /** The fastest batch's rate. */
   readonly maxFaultsPerSec: number;
   readonly counts: PageFaultCounts;
 }

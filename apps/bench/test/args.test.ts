@@ -55,7 +55,7 @@ describe('parseArgs', () => {
       portBatch: DEFAULT_PORT_BATCH,
       faults: 2000,
       faultBatch: 256,
-      faultBatches: 8,
+      faultBatches: 64,
       faultTimeLimited: true,
       jsonFile: null,
     });
@@ -100,7 +100,7 @@ describe('parseArgs', () => {
       portBatch: DEFAULT_PORT_BATCH,
       faults: 5000,
       faultBatch: 256,
-      faultBatches: 20,
+      faultBatches: 64,
       faultTimeLimited: false,
       jsonFile: 'out.json',
     });
@@ -161,20 +161,21 @@ describe('parseArgs', () => {
     expect([o.instances, o.translations, o.mapBytes]).toEqual([1, 1000, SHORT_PRESET.mapMb * 1024 * 1024]);
   });
 
-  it('parses --faults: round trips one at a time, about as many again in batches of 256 (at least 5), 0 disables', () => {
+  it('parses --faults: round trips one at a time, about as many again in batches of 256 (at least 64: one pause must not decide the figure), 0 disables', () => {
     expect([DEFAULT_FAULTS, DEFAULT_FAULT_BATCH, SHORT_PRESET.faults]).toEqual([2000, 256, 200]);
     const f = (...argv: string[]) => {
       const c = config(argv);
       return [c.faults, c.faultBatch, c.faultBatches];
     };
-    expect(f()).toEqual([2000, 256, 8]);
-    expect(f('--short')).toEqual([200, 256, 5]);
+    expect(f()).toEqual([2000, 256, 64]);
+    expect(f('--short')).toEqual([200, 256, 64]);
     expect(f('--faults', '0')).toEqual([0, 256, 0]);
     expect(f('--short', '--faults', '0')).toEqual([0, 256, 0]);
-    expect(f('--faults', '1')).toEqual([1, 256, 5]);
-    expect(f('--faults', '10k', '--short')).toEqual([10_000, 256, 40]);
+    expect(f('--faults', '1')).toEqual([1, 256, 64]);
+    expect(f('--faults', '10k', '--short')).toEqual([10_000, 256, 64]);
+    expect(f('--faults', '20k')).toEqual([20_000, 256, 79]);
     expect(f('--faults=1_000_000')).toEqual([1_000_000, 256, 3907]);
-    expect([faultBatchesFor(0), faultBatchesFor(1280), faultBatchesFor(1281), faultBatchesFor(512, 128)]).toEqual([0, 5, 6, 5]);
+    expect([faultBatchesFor(0), faultBatchesFor(1280), faultBatchesFor(25_600), faultBatchesFor(25_601), faultBatchesFor(12_800, 128)]).toEqual([0, 64, 100, 101, 100]);
     // Only the default counts may stop at the time limits; an explicit --faults runs in full.
     expect([config([]).faultTimeLimited, config(['--short']).faultTimeLimited]).toEqual([true, true]);
     expect([config(['--faults', '2000']).faultTimeLimited, config(['--short', '--faults=0']).faultTimeLimited]).toEqual([false, false]);

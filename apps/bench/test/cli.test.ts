@@ -84,19 +84,19 @@ describe('main', () => {
       ['smmuv3', 'arm-smmuv3', 4096],
     ]);
     expect(doc.runs[1].totals.counters.detail).toMatchObject({ utlbHits: expect.any(Number), walkSteps: expect.any(Number) });
-    // The page-fault phase (200 round trips, 5 batches of 256; explicit, so never cut short): tables and JSON.
+    // The page-fault phase (200 round trips, 64 batches of 256; explicit, so never cut short): tables and JSON.
     expect(out).toMatch(/\nPage faults \(PRI round trips through IopfQueue \+ FaultQueue, one instance at a time\)\ninstance +round trips +p50 +p90 +p99 +in flight +faults\/s +groups +SUCCESS +dropped\n/);
-    expect(out).toMatch(/\nmock-0 +200 +[\d.]+ µs +[\d.]+ µs +[\d.]+ µs +5 x 256 +[\d.]+( k| M)? +1,480 +1,480 +0\n/);
-    expect(out).toMatch(/\narm-smmuv3-0 +200 +[\d.]+ µs +[\d.]+ µs +[\d.]+ µs +5 x 256 +[\d.]+( k| M)? +1,480 +1,480 +0\n/);
+    expect(out).toMatch(/\nmock-0 +200 +[\d.]+ µs +[\d.]+ µs +[\d.]+ µs +64 x 256 +[\d.]+( k| M)? +16,584 +16,584 +0\n/);
+    expect(out).toMatch(/\narm-smmuv3-0 +200 +[\d.]+ µs +[\d.]+ µs +[\d.]+ µs +64 x 256 +[\d.]+( k| M)? +16,584 +16,584 +0\n/);
     expect(out).toMatch(/ +port trans\/s +fault p50\/p90 µs +faults\/s\n/);
     expect(out).toMatch(/\narm-smmuv3 +4 KiB .* [\d.]+\/[\d.]+ +[\d.]+( k| M)?\n/);
     for (const r of doc.runs) {
-      expect(r.config.pageFaults).toEqual({ roundTrips: 200, batch: 256, batches: 5, timeLimited: false });
-      expect(r.pageFaults).toMatchObject({ ok: 1, unsupported: 0, errors: 0, roundTrips: 200, sent: 1480, groups: 1480, success: 1480, dropped: 0 });
+      expect(r.config.pageFaults).toEqual({ roundTrips: 200, batch: 256, batches: 64, timeLimited: false });
+      expect(r.pageFaults).toMatchObject({ ok: 1, unsupported: 0, errors: 0, roundTrips: 200, sent: 16584, groups: 16584, success: 16584, dropped: 0 });
       expect(r.instances[0].pageFaults).toMatchObject({
         status: 'ok',
         latency: { roundTrips: 200, counts: { sent: 200, queued: 200, dropped: 0, responses: 200, groups: 200, success: 200, iopfDrops: 0 } },
-        throughput: { batch: 256, batches: 5, counts: { sent: 1280, queued: 1280, dropped: 0, responses: 1280, groups: 1280, success: 1280, iopfDrops: 0 } },
+        throughput: { batch: 256, batches: 64, counts: { sent: 16384, queued: 16384, dropped: 0, responses: 16384, groups: 16384, success: 16384, iopfDrops: 0 } },
       });
     }
   });
