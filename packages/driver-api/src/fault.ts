@@ -115,3 +115,28 @@ export interface PageResponse {
   readonly grpid: number;
   readonly code: PageResponseCodeValue;
 }
+
+/**
+ * Whether a page request is a PCIe stop marker (L = 1, R = W = 0, with a PASID; PCIe §10.4.1.2):
+ * it tells the host a PASID may be reused and is never answered.
+ */
+export function isStopMarker(req: { readonly last: boolean; readonly perm: number; readonly pasid: number }): boolean {
+  return req.last && req.pasid >= 0 && (req.perm & (PgFaultPerm.READ | PgFaultPerm.WRITE)) === 0;
+}
+
+/**
+ * For driver implementations of `IommuDriver.onFault`: hands `fault` to every handler and returns
+ * whether one took it (returned anything but `false` and did not throw). A handler's failure does
+ * not stop the others. When no handler takes a Last page request, the driver answers it itself.
+ */
+export function deliverFault(handlers: Iterable<(fault: IommuFault) => unknown>, fault: IommuFault): boolean {
+  let taken = false;
+  for (const h of handlers) {
+    try {
+      if (h(fault) !== false) taken = true;
+    } catch {
+      // One handler's failure must not stop the drain.
+    }
+  }
+  return taken;
+}

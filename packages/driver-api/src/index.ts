@@ -11,6 +11,8 @@ export { IommuError, isIommuError } from './iommu-error.js';
 export {
   FaultReason,
   faultReasonName,
+  isStopMarker,
+  deliverFault,
   PgFaultPerm,
   PageResponseCode,
   type FaultReasonCode,

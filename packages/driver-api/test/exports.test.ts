@@ -28,11 +28,13 @@ const entries: { entry: string; src: string; dist: string; names: string[] }[] =
       'SUPPORTED_API_VERSIONS',
       'checkPageRange',
       'defineBackend',
+      'deliverFault',
       'dmaRequest',
       'dmaResult',
       'faultReasonName',
       'isErrnoName',
       'isIommuError',
+      'isStopMarker',
       'loadBackend',
       'openBackend'
     ]

@@ -11,7 +11,9 @@
  * - {@link VeventQueue}: a vEVENTQ's bounded stream with sequence numbers and LOST_EVENTS.
  * - {@link PriFunction}: the device side of PCIe PRI (credits, PRG indices, response matching).
  */
-export { IopfQueue, isStopMarker, type IopfQueueOptions, type IopfQueueStats } from './iopf-queue.js';
+export { IopfQueue, type IopfQueueOptions, type IopfQueueStats } from './iopf-queue.js';
+/** The stop-marker test the fault layer filters with (driver-api's, re-exported). */
+export { isStopMarker } from '@iommulab/driver-api';
 export { FaultDevice, type FaultDeviceStats, type FaultHandler, type FaultHandlerLookup } from './fault-device.js';
 export { IopfGroup, type FaultSink, type IopfFault, type IopfGroupState } from './iopf-group.js';
 export { FaultQueue, type FaultQueueOptions, type FaultQueueStats } from './fault-queue.js';

@@ -20,8 +20,8 @@
  *   them) and counts everything it drops.
  */
 import {
+  isStopMarker,
   PageResponseCode,
-  PgFaultPerm,
   type FaultEvent,
   type IommuDevice,
   type IommuDriver,
@@ -114,10 +114,6 @@ function newStats(): IopfQueueStats {
   };
 }
 
-/** Whether a page request is a PCIe stop marker (L = 1, R = W = 0, with a PASID). */
-export function isStopMarker(req: Pick<PageRequest, 'last' | 'perm' | 'pasid'>): boolean {
-  return req.last && req.pasid >= 0 && (req.perm & (PgFaultPerm.READ | PgFaultPerm.WRITE)) === 0;
-}
 
 /** The I/O page fault layer of one IOMMU driver (see the module comment). */
 export class IopfQueue {

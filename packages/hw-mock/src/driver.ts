@@ -6,6 +6,8 @@
  * the same code runs against an in-thread model and one in a worker.
  */
 import {
+  deliverFault,
+  isStopMarker,
   HwCap,
   IommuError,
   type AttachTarget,
@@ -735,7 +737,7 @@ export class MockDriver implements IommuDriver, DomainHost {
     }
     // One queue carries both page requests and events: its overflow lost page requests, so the
     // fault layer discards the partial ones.
-    if (overflowed) this.handOut({ kind: 'overflow', queue: 'page-request' });
+    if (overflowed) deliverFault(this.handlers, { kind: 'overflow', queue: 'page-request' });
     return n;
   }
 
@@ -748,26 +750,14 @@ export class MockDriver implements IommuDriver, DomainHost {
       (w0 & 0xff) === FAULT_TYPE_PAGE_REQ
         ? { kind: 'page-request', rid: raw[1]!, pasid, grpid: raw[3]! & 0x1ff, perm, addr, last: (w0 & FAULT_LAST) !== 0 }
         : { kind: 'event', rid: raw[1]!, pasid, addr, reason: ((w0 >>> 8) & 0xff) as FaultReasonCode, detail: raw[6]!, access: perm & 7, raw };
-    const taken = this.handOut(f);
+    const taken = deliverFault(this.handlers, f);
     // A Last page request nobody took is answered INVALID here (stop markers need no answer).
-    if (!taken && f.kind === 'page-request' && f.last && !(f.pasid >= 0 && (f.perm & 3) === 0)) {
+    if (!taken && f.kind === 'page-request' && f.last && !isStopMarker(f)) {
       const { rid, pasid: p, grpid } = f;
       this.submit(1, (u32, w) => writeCmdPageResp(u32, w, 1, rid, p, grpid)).catch(() => undefined);
     }
   }
 
-  /** Hands `f` to every handler; true when one took it (did not return false or throw). */
-  private handOut(f: IommuFault): boolean {
-    let taken = false;
-    for (const h of this.handlers) {
-      try {
-        if (h(f) !== false) taken = true;
-      } catch {
-        // One handler's failure must not stop the drain.
-      }
-    }
-    return taken;
-  }
 
   /**
    * Makes the hardware issue a page request as if `dev` had sent one (the selftest's

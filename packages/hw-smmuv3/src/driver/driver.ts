@@ -12,6 +12,8 @@
  * into driver-api faults; PRI responses and stall resumes.
  */
 import {
+  deliverFault,
+  isStopMarker,
   HwCap,
   IommuError,
   type AttachTarget,
@@ -728,26 +730,19 @@ export class SmmuV3Driver implements IommuDriver, DomainHost, NestedHost {
    */
   private drainNow(): number {
     this.cmdq.handleGerror();
-    const before = this.queues.stats();
-    let n = this.queues.drainEvents((raw) => this.handleEvent(raw));
-    n += this.queues.drainPageRequests((raw) => this.handlePri(raw));
-    const after = this.queues.stats();
-    if (after.evtqOverflows !== before.evtqOverflows) this.deliver({ kind: 'overflow', queue: 'event' });
-    if (after.priqOverflows !== before.priqOverflows) this.deliver({ kind: 'overflow', queue: 'page-request' });
+    const q = this.queues;
+    const evtqOverflows = q.evtqOverflows;
+    const priqOverflows = q.priqOverflows;
+    let n = q.drainEvents((raw) => this.handleEvent(raw));
+    n += q.drainPageRequests((raw) => this.handlePri(raw));
+    if (q.evtqOverflows !== evtqOverflows) this.deliver({ kind: 'overflow', queue: 'event' });
+    if (q.priqOverflows !== priqOverflows) this.deliver({ kind: 'overflow', queue: 'page-request' });
     return n;
   }
 
-  /** Hands `f` to every handler; true when one took it (did not return false or throw). */
+  /** Hands `f` to every handler; true when one took it (driver-api `deliverFault`). */
   private deliver(f: IommuFault): boolean {
-    let taken = false;
-    for (const h of this.handlers) {
-      try {
-        if (h(f) !== false) taken = true;
-      } catch {
-        // One handler's failure must not stop the drain.
-      }
-    }
-    return taken;
+    return deliverFault(this.handlers, f);
   }
 
   private autoIssue(fill: (u32: Uint32Array, w: number) => void): void {
@@ -780,8 +775,7 @@ export class SmmuV3Driver implements IommuDriver, DomainHost, NestedHost {
     const m = this.masters.get(f.rid);
     const delivered = m !== undefined && this.deliver(f);
     // Nobody to answer: as Linux, deny a group once its last request arrived (not stop markers).
-    const stopMarker = f.last && f.pasid >= 0 && (f.perm & 3) === 0;
-    if (!delivered && f.last && !stopMarker) {
+    if (!delivered && f.last && !isStopMarker(f)) {
       const { rid, pasid, grpid } = f;
       this.autoIssue((u32, w) => cmdPriResp(u32, w, rid, pasid, grpid, priRespOf(1)));
     }

@@ -16,7 +16,7 @@
  * - CMD_PRI_RESP Resp (§4.5.2): 2 (Success) → SUCCESS, 1 (InvalidRequest) → INVALID,
  *   0 (ResponseFailure) → FAILURE.
  */
-import { PageResponseCode, PgFaultPerm, type DevicePageRequest, type PageResponse, type PageResponseCodeValue } from '@iommulab/driver-api';
+import { isStopMarker, PageResponseCode, PgFaultPerm, type DevicePageRequest, type PageResponse, type PageResponseCodeValue } from '@iommulab/driver-api';
 import { PriResp } from '../codec/index.js';
 
 const TWO_32 = 4294967296;
@@ -30,10 +30,6 @@ export function priRespCode(resp: number): PageResponseCodeValue {
   return resp === PriResp.SUCCESS ? PageResponseCode.SUCCESS : resp === PriResp.INVALID_REQUEST ? PageResponseCode.INVALID : PageResponseCode.FAILURE;
 }
 
-/** Whether `req` is a PCIe stop marker (Last, no Read / Write permission, with a PASID). */
-export function isStopMarker(req: DevicePageRequest): boolean {
-  return req.last && (req.perm & (PgFaultPerm.READ | PgFaultPerm.WRITE)) === 0 && req.pasid >= 0;
-}
 
 /**
  * Fills the 4-word PRI record for `req` (§6.1): SID [31:0], SSID [51:32], Priv [58], Exec [59],
