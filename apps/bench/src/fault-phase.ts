@@ -385,6 +385,18 @@ export async function measurePageFaults(input: FaultPhaseInput, timeouts: FaultP
   const warmup = Math.min(FAULT_WARMUP, input.roundTrips);
   let latency: PageFaultRecord['latency'] = null;
   let throughput: PageFaultRecord['throughput'] = null;
+  /** The record, with what was measured so far. */
+  const result = (status: 'ok' | 'error', reason: string | null): PageFaultRecord => ({
+    status,
+    reason,
+    rid,
+    warmup,
+    latency,
+    throughput,
+    noticed: { ...w.noticed },
+    crossThread: stack.host.mode === 'worker',
+    elapsedMs: performance.now() - t0,
+  });
   try {
     const domain = await w.bound(driver.domainAllocPaging(dev), 'domainAllocPaging for the PRI device');
     await w.bound(driver.attachDevice(dev, domain), 'attachDevice of the PRI device');
@@ -545,30 +557,10 @@ export async function measurePageFaults(input: FaultPhaseInput, timeouts: FaultP
         counts: faultCounts(before, after, batch * done),
       };
     }
-    return {
-      status: 'ok',
-      reason: null,
-      rid,
-      warmup,
-      latency,
-      throughput,
-      noticed: { ...w.noticed },
-      crossThread: stack.host.mode === 'worker',
-      elapsedMs: performance.now() - t0,
-    };
+    return result('ok', null);
   } catch (e) {
     if (isUnsupported(e)) return unsupportedRecord(input, `port.pageRequest: ${message(e)}`, t0);
-    return {
-      status: 'error',
-      reason: message(e),
-      rid,
-      warmup,
-      latency,
-      throughput,
-      noticed: { ...w.noticed },
-      crossThread: stack.host.mode === 'worker',
-      elapsedMs: performance.now() - t0,
-    };
+    return result('error', message(e));
   } finally {
     w.close();
     // Pending groups (after a failure) are answered INVALID; the device leaves the driver's shared

@@ -47,6 +47,11 @@ interface HwptNestedLike {
   readonly parent: HwPagetable;
 }
 
+/** The FAULT of a nested HWPT's parent (level-2 faults); null for any other HWPT or no FAULT. */
+function parentFaultOf(hwpt: HwPagetable): IommufdFault | null {
+  return hwpt.type === 'hwpt_nested' ? faultOf((hwpt as unknown as HwptNestedLike).parent) : null;
+}
+
 /** A fault queue (`struct iommufd_fault`). */
 export class IommufdFault extends IommufdObject {
   readonly type = 'fault' as const;
@@ -63,7 +68,7 @@ export class IommufdFault extends IommufdObject {
 
   /** Resolves once every response sent so far reached the driver. */
   async flush(): Promise<void> {
-    for (const q of queuesOf(this.ctx)) await q.flush();
+    await faultFlush(this.ctx);
   }
 
   /** `iommufd_fault_destroy`: every group queued or read is answered INVALID. */
@@ -170,8 +175,8 @@ function handlerOf(idev: IommufdDevice, pasid: number, req?: PageRequest): Fault
     }
   } else hwpt = idev.attached.get(NO_PASID);
   if (hwpt === undefined) return null;
-  if (req?.stage === 2 && hwpt.type === 'hwpt_nested') {
-    const parentFault = faultOf((hwpt as unknown as HwptNestedLike).parent);
+  if (req?.stage === 2) {
+    const parentFault = parentFaultOf(hwpt);
     if (parentFault !== null) return { handle: { idev, pasid: slot, level: 2 } satisfies AttachHandle, sink: parentFault.queue };
   }
   const f = faultOf(hwpt);
@@ -186,9 +191,7 @@ function handlerOf(idev: IommufdDevice, pasid: number, req?: PageRequest): Fault
  * (`IOMMU_DEV_FEAT_IOPF`: no PRI, no stall).
  */
 export function faultIopfCheck(hwpt: HwPagetable, idev: IommufdDevice, what: string): void {
-  let f = faultOf(hwpt);
-  if (f === null && hwpt.type === 'hwpt_nested') f = faultOf((hwpt as unknown as HwptNestedLike).parent);
-  if (f === null) return;
+  if (faultOf(hwpt) === null && parentFaultOf(hwpt) === null) return;
   const spec = idev.dev.spec;
   if (spec.vf === true && spec.pri === true) fail('EINVAL', `${what}: device ${idev.id} is a VF with PRI: I/O page faults cannot be enabled (PRI is shared with the PF)`);
   const drv = idev.driver as IommuDriver;
@@ -210,10 +213,7 @@ const owners = new WeakMap<IopfQueue, Map<number, IommufdDevice>>();
  */
 export function faultSyncDevice(idev: IommufdDevice): void {
   let wants: IommufdFault | null = null;
-  for (const h of idev.attached.values()) {
-    wants ??= faultOf(h);
-    if (h.type === 'hwpt_nested') wants ??= faultOf((h as unknown as HwptNestedLike).parent);
-  }
+  for (const h of idev.attached.values()) wants ??= faultOf(h) ?? parentFaultOf(h);
   let q: IopfQueue;
   try {
     q = IopfQueue.of(idev.driver as IommuDriver);
@@ -250,8 +250,8 @@ export async function faultAutoResponse(hwpt: HwPagetable, idev: IommufdDevice, 
   const fault = hwpt.fault;
   if (fault instanceof IommufdFault) fault.queue.autoRespond((g) => mine(g) && (g.handle as AttachHandle).level === 1);
   // Stage-2 faults of a nested attachment went to the parent's FAULT.
-  const parentFault = hwpt.type === 'hwpt_nested' ? (hwpt as unknown as HwptNestedLike).parent.fault : null;
-  if (parentFault instanceof IommufdFault) parentFault.queue.autoRespond((g) => mine(g) && (g.handle as AttachHandle).level === 2);
+  const parentFault = parentFaultOf(hwpt);
+  if (parentFault !== null) parentFault.queue.autoRespond((g) => mine(g) && (g.handle as AttachHandle).level === 2);
   faultSyncDevice(idev);
   const q = IopfQueue.of(idev.driver as IommuDriver);
   await q.flush();

@@ -176,6 +176,16 @@ export class SmmuEventQueues {
     return this.priq === undefined ? 0 : this.priq.drain(handle);
   }
 
+  /** Overflows detected on the event queue so far (no allocation: read on every drain). */
+  get evtqOverflows(): number {
+    return this.evtq.overflows;
+  }
+
+  /** Overflows detected on the PRI queue so far. */
+  get priqOverflows(): number {
+    return this.priq?.overflows ?? 0;
+  }
+
   /** Counters: overflows detected and records consumed per queue. */
   stats(): { evtqOverflows: number; evtqRecords: number; priqOverflows: number; priqRecords: number } {
     return {
